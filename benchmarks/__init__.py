@@ -1,0 +1,1 @@
+"""dmlcsr-bench: DML-CSR vs EAGRNet latency across backends."""

@@ -1,0 +1,118 @@
+"""Loading checkpoints into DML-CSR: the one function everything else uses.
+
+Accepts what users actually have: the official release files (raw state_dicts saved from
+the deploy or the training build, with or without inplace_abn 1.1's num_batches_tracked),
+dicts wrapping one under 'state_dict' or 'model', and DataParallel/DDP 'module.' prefixes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dmlcsr.errors import DmlcsrError
+from dmlcsr.networks.dml_csr import DML_CSR
+
+CLASSIFIER_KEY = "layer6.conv4.weight"
+EDGE_PREFIX = "edge_layer."
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+
+
+@dataclass
+class LoadReport:
+    """What loading did, for the user to read: class count, dropped edge keys, source hash."""
+
+    path: str
+    num_classes: int
+    sha256: str
+    dropped_keys: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        dropped = f", dropped {len(self.dropped_keys)} edge-branch keys" if self.dropped_keys else ""
+        return f"{self.path}: {self.num_classes} classes{dropped}"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hash of the source file, recorded in exported artefacts for provenance."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | os.PathLike, weights_only: bool = True) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat state_dict with 'module.' prefixes removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DmlcsrError(f"checkpoint not found: {path} (check the path, or omit --ckpt to use "
+                          "the built-in demo model)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # torch raises many types for foreign or broken files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DmlcsrError(f"{path} is not a readable PyTorch checkpoint ({reason[:160]}); pass the "
+                          ".pth file saved by DML-CSR training or the official release") from None
+    for key in WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DmlcsrError(f"{path} holds no state_dict (found {type(obj).__name__}); save the model "
+                          "with torch.save(model.state_dict(), path)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> str:
+    """A guess at what a foreign state_dict is, for error messages."""
+    keys = state_dict.keys()
+    if any(k.startswith("layer5.") for k in keys) and any(k.startswith("edge_layer.") for k in keys):
+        return "it looks like an EAGRNet/CE2P checkpoint (has layer5 and edge_layer)"
+    if "fc.weight" in keys:
+        return "it looks like an ImageNet classifier (has fc.weight), not a face parser"
+    return f"{len(state_dict)} tensors, first keys: {', '.join(list(keys)[:3])}"
+
+
+def infer_num_classes(state_dict: dict[str, torch.Tensor]) -> int:
+    """The class count, read off the final classifier's weights."""
+    weight = state_dict.get(CLASSIFIER_KEY)
+    if weight is None or weight.dim() != 4:
+        raise DmlcsrError(f"checkpoint has no DML-CSR classifier ({CLASSIFIER_KEY}); "
+                          f"{describe(state_dict)}")
+    return int(weight.shape[0])
+
+
+def load_dml_csr(path: str | os.PathLike, num_classes: int | None = None, trained: bool = False,
+                 weights_only: bool = True) -> tuple[DML_CSR, LoadReport]:
+    """Build DML-CSR for ``path`` (deploy build unless ``trained``) and load it strictly.
+
+    Edge-branch keys of a training checkpoint are dropped for the deploy build and listed
+    in the report; anything else that does not fit is an error.
+    """
+    state_dict = read_state_dict(path, weights_only)
+    found = infer_num_classes(state_dict)
+    if num_classes is not None and num_classes != found:
+        raise DmlcsrError(f"{path} was trained for {found} classes, not {num_classes}: pass "
+                          f"--num-classes {found} (or leave it out to infer it)")
+    dropped: list[str] = []
+    if not trained:
+        dropped = [k for k in state_dict if k.startswith(EDGE_PREFIX)]
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(EDGE_PREFIX)}
+    model = DML_CSR(found, trained=trained)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in expected]
+    misshaped = [k for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", misshaped)):
+        if keys:
+            hint = "; a deploy checkpoint has no edge_layer: load it without trained=True" \
+                if trained and all(k.startswith(EDGE_PREFIX) for k in keys) else f"; {describe(state_dict)}"
+            raise DmlcsrError(f"{path} does not fit DML-CSR: {len(keys)} {label} keys "
+                              f"({', '.join(keys[:4])}){hint}")
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+    return model, LoadReport(str(path), found, file_sha256(path), dropped)

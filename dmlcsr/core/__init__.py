@@ -1,0 +1,1 @@
+"""The torch-free core: label sets, official geometry, artefact metadata."""

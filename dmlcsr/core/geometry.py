@@ -1,0 +1,121 @@
+"""The official DML-CSR test geometry, written once for every part of the toolkit.
+
+Pre-processing (parsing/dml_csr dataset + utils in the official code): box -> center and
+scale widened to the input's aspect ratio, affine warp (bilinear, black border), /255 and
+ImageNet mean/std applied to the channels in OpenCV's BGR order (the official code never
+swaps to RGB and its weights expect that). Post-processing: logits upsampled bilinearly
+with align_corners=True to the input size, argmax, inverse affine (nearest) back to the
+original image. The runtime, training data, export verification and evaluation all call
+these functions, so their pixels cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+INPUT_SIZE = (473, 473)  # (height, width)
+MEAN = (0.485, 0.456, 0.406)  # ImageNet's RGB values, applied to B, G, R as officially
+STD = (0.229, 0.224, 0.225)
+CHANNEL_ORDER = "BGR"
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Where the network's input came from: center/scale in image pixels and rotation."""
+
+    center: np.ndarray  # (2,) float32, x, y
+    scale: np.ndarray  # (2,) float32, w, h of the region mapped onto the input
+    rotation: float = 0.0
+
+
+def whole_image_box(height: int, width: int) -> tuple[float, float, float, float]:
+    """The official test box: x, y, w, h = 0, 0, width - 1, height - 1."""
+    return 0.0, 0.0, float(width - 1), float(height - 1)
+
+
+def box_to_crop(box_xywh: tuple[float, float, float, float], input_size: tuple[int, int] = INPUT_SIZE,
+                rotation: float = 0.0) -> Crop:
+    """Center and scale of a box, widened to the input's aspect ratio (official _xywh2cs)."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    aspect = input_size[1] / input_size[0]
+    center = np.array([x + w * 0.5, y + h * 0.5], np.float32)
+    if w > aspect * h:
+        h = w / aspect
+    elif w < aspect * h:
+        w = h * aspect
+    return Crop(center, np.array([w, h], np.float32), rotation)
+
+
+def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    direction = a - b
+    return b + np.array([-direction[1], direction[0]], np.float32)
+
+
+def affine_matrix(crop: Crop, input_size: tuple[int, int] = INPUT_SIZE, inverse: bool = False) -> np.ndarray:
+    """2x3 image -> input affine (input -> image with ``inverse``), as get_affine_transform."""
+    dst_h, dst_w = input_size
+    angle = np.pi * crop.rotation / 180.0
+    sin, cos = np.sin(angle), np.cos(angle)
+    half = float(crop.scale[0]) * -0.5
+    src_dir = np.array([-half * sin, half * cos], np.float64)  # float64 as officially
+    src = np.zeros((3, 2), np.float32)
+    dst = np.zeros((3, 2), np.float32)
+    src[0] = crop.center
+    src[1] = crop.center.astype(np.float64) + src_dir
+    dst[0] = [dst_w * 0.5, dst_h * 0.5]
+    dst[1] = dst[0] + np.array([0, dst_w * -0.5], np.float32)
+    src[2] = _third_point(src[0], src[1])
+    dst[2] = _third_point(dst[0], dst[1])
+    return cv2.getAffineTransform(dst, src) if inverse else cv2.getAffineTransform(src, dst)
+
+
+def warp_to_input(image: np.ndarray, crop: Crop, input_size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """The network's view of the image: bilinear affine warp with a black border."""
+    return cv2.warpAffine(image, affine_matrix(crop, input_size), (input_size[1], input_size[0]),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def normalize(crops: np.ndarray) -> np.ndarray:
+    """N x H x W x 3 (or H x W x 3) uint8 BGR -> N x 3 x H x W float32, official order kept."""
+    batch = crops[None] if crops.ndim == 3 else crops
+    mean = np.asarray(MEAN, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(STD, np.float32) * 255.0)
+    out = (batch.astype(np.float32) - mean) * inv_std
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _align_corners_matrix(src: int, dst: int) -> np.ndarray:
+    """dst x src bilinear weights with align_corners=True, as torch computes them."""
+    ratio = np.float32((src - 1) / (dst - 1)) if dst > 1 else np.float32(0)
+    pos = np.arange(dst, dtype=np.float32) * ratio
+    low = np.minimum(np.floor(pos).astype(np.int64), src - 1)
+    high = np.minimum(low + 1, src - 1)
+    frac = (pos - low).astype(np.float32)
+    weights = np.zeros((dst, src), np.float32)
+    rows = np.arange(dst)
+    np.add.at(weights, (rows, low), 1.0 - frac)
+    np.add.at(weights, (rows, high), frac)
+    return weights
+
+
+def upsample_logits(logits: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """N x C x h x w -> N x C x H x W, bilinear with align_corners=True (separable)."""
+    wy = _align_corners_matrix(logits.shape[-2], size[0])
+    wx = _align_corners_matrix(logits.shape[-1], size[1])
+    return np.matmul(np.matmul(wy, logits.astype(np.float32, copy=False)), wx.T)
+
+
+def labels_from_logits(logits: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """N x C x h x w logits -> N x H x W uint8 labels at the input size."""
+    return upsample_logits(logits, size).argmax(axis=1).astype(np.uint8)
+
+
+def warp_labels_back(labels: np.ndarray, crop: Crop, image_size: tuple[int, int],
+                     input_size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """Input-size labels -> labels at the original image size (nearest, 0 outside)."""
+    height, width = image_size
+    return cv2.warpAffine(labels, affine_matrix(crop, input_size, inverse=True), (int(width), int(height)),
+                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

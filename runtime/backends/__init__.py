@@ -1,0 +1,1 @@
+"""Inference backends, one file each, behind one small interface."""
