@@ -1,0 +1,52 @@
+"""The one interface every inference backend implements (cf. Polygraphy's runners).
+
+A backend loads one model file, describes its named inputs and outputs, and runs a batch
+of already-preprocessed arrays. It knows nothing of images, faces or labels: those live
+in the pre/post-processing around it, so adding a backend (OpenVINO, CoreML...) is one
+new file and cannot change the pixels.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from dmlcsr.core.metadata import ModelMetadata
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named I/O tensor: shape with None (or a name) for dynamic dimensions, numpy dtype."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype
+
+
+class Backend(ABC):
+    """A loaded model that maps named numpy arrays to named numpy arrays."""
+
+    #: short name shown in tables and errors, e.g. "onnxruntime[CPUExecutionProvider]"
+    name: str = "backend"
+    #: the dmlcsr metadata stored with the model; None for foreign models (e.g. a detector)
+    metadata: ModelMetadata | None = None
+
+    @property
+    @abstractmethod
+    def inputs(self) -> list[TensorSpec]:
+        """The model's inputs, in order."""
+
+    @property
+    @abstractmethod
+    def outputs(self) -> list[TensorSpec]:
+        """The model's outputs, in order."""
+
+    @abstractmethod
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch; returns every output by name as a host numpy array."""
+
+    def run_single(self, batch: np.ndarray) -> np.ndarray:
+        """Convenience for one-input, first-output models such as DML-CSR."""
+        return self.run({self.inputs[0].name: batch})[self.outputs[0].name]

@@ -1,0 +1,72 @@
+"""ONNX Runtime backend: the best execution provider present, metadata from the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dmlcsr.core.metadata import METADATA_KEY, ModelMetadata
+from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.backends.base import Backend, TensorSpec
+
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+             "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def choose_providers(device: str, available: list[str]) -> list[str]:
+    """Providers for ``device``: 'cpu', 'cuda' or 'auto' (best present first, CPU last)."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted = [p for p in PROVIDER_PREFERENCE if p in available]
+    if device == "cuda" and "CUDAExecutionProvider" not in wanted:
+        raise DmlcsrError("device='cuda' but this onnxruntime has no CUDA provider; "
+                          "pip install 'dmlcsr[gpu]' (onnxruntime-gpu) or use device='cpu'")
+    return wanted
+
+
+class OnnxRuntimeBackend(Backend):
+    """An onnxruntime.InferenceSession over one .onnx file."""
+
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DmlcsrError("onnxruntime is not installed; pip install onnxruntime "
+                              "(or 'dmlcsr[gpu]' for CUDA)") from None
+        path = Path(path)
+        if not path.is_file():
+            raise DmlcsrError(f"model file not found: {path}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = choose_providers(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own, untyped, errors
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise DmlcsrError(f"{path} is not a loadable ONNX model ({first}); re-export it with "
+                              "dmlcsr-export") from None
+        self.name = f"onnxruntime[{self.session.get_providers()[0]}]"
+        custom = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_json(custom[METADATA_KEY]) if METADATA_KEY in custom else None
+
+    @staticmethod
+    def _spec(node) -> TensorSpec:
+        shape = tuple(d if isinstance(d, int) else None for d in node.shape)
+        return TensorSpec(node.name, shape, np.dtype(ORT_TYPES.get(node.type, np.float32)))
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return [self._spec(n) for n in self.session.get_inputs()]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return [self._spec(n) for n in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        specs = {s.name: s for s in self.inputs}
+        cast = {k: np.ascontiguousarray(v, dtype=specs[k].dtype) if k in specs else v for k, v in feeds.items()}
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, cast), strict=True))
