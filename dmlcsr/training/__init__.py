@@ -1,0 +1,1 @@
+"""Training: datasets, edge labels, DML losses, cyclical self-regulation, metrics (needs torch)."""

@@ -1,0 +1,1 @@
+"""Real photos: find every face (CenterFace), parse each, composite one label map."""
