@@ -45,3 +45,31 @@ def demo_checkpoint(demo_model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "demo.pth"
     torch.save(demo_model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_training_checkpoint(demo_model, tmp_path_factory) -> Path:
+    """The demo weights saved from the TRAINING build: plus a seeded edge_layer (779 keys),
+    as DML-CSR training saves best.pth; exporters must strip the edge branch."""
+    import torch
+
+    from dmlcsr.networks.dml_csr import DML_CSR
+
+    torch.manual_seed(1)
+    trained = DML_CSR(demo_model.num_classes, trained=True)
+    state = {**trained.state_dict(), **demo_model.state_dict()}
+    path = tmp_path_factory.mktemp("ckpt") / "demo-train.pth"
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_onnx(demo_training_checkpoint, tmp_path_factory) -> Path:
+    """FP32 ONNX of the demo model (same weights as ``demo_model``), 473x473 input, dynamic
+    batch, exported from the training checkpoint through load_dml_csr (edge keys dropped)."""
+    from dmlcsr.checkpoint import load_dml_csr
+    from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
+
+    model, report = load_dml_csr(demo_training_checkpoint)
+    path = tmp_path_factory.mktemp("onnx") / "demo-fp32.onnx"
+    return export_onnx(model, path, deploy_metadata(report.num_classes, report.sha256), input_size=473)
