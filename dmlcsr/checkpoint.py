@@ -1,4 +1,5 @@
-"""Loading checkpoints into DML-CSR: the one function everything else uses.
+"""Loading checkpoints into DML-CSR (and EAGRNet, the benchmark's baseline): the functions
+everything else uses.
 
 Accepts what users actually have: the official release files (raw state_dicts saved from
 the deploy or the training build, with or without inplace_abn 1.1's num_batches_tracked),
@@ -16,9 +17,11 @@ import torch
 
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.networks.dml_csr import DML_CSR
+from dmlcsr.networks.eagrnet import EAGRNet
 
 CLASSIFIER_KEY = "layer6.conv4.weight"
 EDGE_PREFIX = "edge_layer."
+EAGRNET_GRAPH_PREFIX = "block1."
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 
 
@@ -72,18 +75,38 @@ def describe(state_dict: dict[str, torch.Tensor]) -> str:
     keys = state_dict.keys()
     if any(k.startswith("layer5.") for k in keys) and any(k.startswith("edge_layer.") for k in keys):
         return "it looks like an EAGRNet/CE2P checkpoint (has layer5 and edge_layer)"
+    if any(k.startswith("context.dualgcn.") for k in keys):
+        return "it looks like a DML-CSR checkpoint (has context.dualgcn)"
     if "fc.weight" in keys:
         return "it looks like an ImageNet classifier (has fc.weight), not a face parser"
     return f"{len(state_dict)} tensors, first keys: {', '.join(list(keys)[:3])}"
 
 
-def infer_num_classes(state_dict: dict[str, torch.Tensor]) -> int:
-    """The class count, read off the final classifier's weights."""
+def infer_num_classes(state_dict: dict[str, torch.Tensor], network: str = "DML-CSR") -> int:
+    """The class count, read off the final classifier's weights (same key in both networks)."""
     weight = state_dict.get(CLASSIFIER_KEY)
     if weight is None or weight.dim() != 4:
-        raise DmlcsrError(f"checkpoint has no DML-CSR classifier ({CLASSIFIER_KEY}); "
+        raise DmlcsrError(f"checkpoint has no {network} classifier ({CLASSIFIER_KEY}); "
                           f"{describe(state_dict)}")
     return int(weight.shape[0])
+
+
+def check_num_classes(path: str | os.PathLike, found: int, requested: int | None) -> None:
+    """Refuse a checkpoint trained for another class count than the one asked for."""
+    if requested is not None and requested != found:
+        raise DmlcsrError(f"{path} was trained for {found} classes, not {requested}: pass "
+                          f"--num-classes {found} (or leave it out to infer it)")
+
+
+def key_mismatches(expected: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor]
+                   ) -> list[tuple[str, list[str]]]:
+    """(label, keys) for each way ``state_dict`` would fail a strict load into ``expected``;
+    num_batches_tracked may be absent (inplace_abn 1.0.x checkpoints)."""
+    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in expected]
+    misshaped = [k for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    return [(label, keys) for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                              ("wrongly shaped", misshaped)) if keys]
 
 
 def load_dml_csr(path: str | os.PathLike, num_classes: int | None = None, trained: bool = False,
@@ -95,24 +118,36 @@ def load_dml_csr(path: str | os.PathLike, num_classes: int | None = None, traine
     """
     state_dict = read_state_dict(path, weights_only)
     found = infer_num_classes(state_dict)
-    if num_classes is not None and num_classes != found:
-        raise DmlcsrError(f"{path} was trained for {found} classes, not {num_classes}: pass "
-                          f"--num-classes {found} (or leave it out to infer it)")
+    check_num_classes(path, found, num_classes)
     dropped: list[str] = []
     if not trained:
         dropped = [k for k in state_dict if k.startswith(EDGE_PREFIX)]
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(EDGE_PREFIX)}
     model = DML_CSR(found, trained=trained)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state_dict if k not in expected]
-    misshaped = [k for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", misshaped)):
-        if keys:
-            hint = "; a deploy checkpoint has no edge_layer: load it without trained=True" \
-                if trained and all(k.startswith(EDGE_PREFIX) for k in keys) else f"; {describe(state_dict)}"
-            raise DmlcsrError(f"{path} does not fit DML-CSR: {len(keys)} {label} keys "
-                              f"({', '.join(keys[:4])}){hint}")
+    for label, keys in key_mismatches(model.state_dict(), state_dict):
+        hint = "; a deploy checkpoint has no edge_layer: load it without trained=True" \
+            if trained and all(k.startswith(EDGE_PREFIX) for k in keys) else f"; {describe(state_dict)}"
+        raise DmlcsrError(f"{path} does not fit DML-CSR: {len(keys)} {label} keys "
+                          f"({', '.join(keys[:4])}){hint}")
     model.load_state_dict(state_dict, strict=True)
     model.eval()
     return model, LoadReport(str(path), found, file_sha256(path), dropped)
+
+
+def load_eagrnet(path: str | os.PathLike, num_classes: int | None = None,
+                 weights_only: bool = True) -> tuple[EAGRNet, LoadReport]:
+    """Build EAGRNet for an official EAGRNet checkpoint (the benchmark's baseline) and load
+    it strictly; its edge module is part of inference, so nothing is dropped."""
+    state_dict = read_state_dict(path, weights_only)
+    if not any(k.startswith(EAGRNET_GRAPH_PREFIX) for k in state_dict):
+        raise DmlcsrError(f"{path} is not an EAGRNet checkpoint (no {EAGRNET_GRAPH_PREFIX[:-1]} graph module): "
+                          f"{describe(state_dict)}; load DML-CSR checkpoints with load_dml_csr")
+    found = infer_num_classes(state_dict, "EAGRNet")
+    check_num_classes(path, found, num_classes)
+    model = EAGRNet(found)
+    for label, keys in key_mismatches(model.state_dict(), state_dict):
+        raise DmlcsrError(f"{path} does not fit EAGRNet: {len(keys)} {label} keys ({', '.join(keys[:4])}); "
+                          f"{describe(state_dict)}")
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+    return model, LoadReport(str(path), found, file_sha256(path))

@@ -50,12 +50,15 @@ def measure(name: str, model: nn.Module, input_size: int = 473) -> SizeRow:
 
 
 def default_builds(num_classes: int) -> list[tuple[str, nn.Module]]:
-    """The builds the README reports: DML-CSR deploy and training."""
+    """The builds the README reports: DML-CSR deploy and training, and EAGRNet as the paper
+    timed it (its edge module runs at inference)."""
     from dmlcsr.networks.dml_csr import DML_CSR
+    from dmlcsr.networks.eagrnet import EAGRNet
 
     builds: list[tuple[str, nn.Module]] = [
         ("DML-CSR deploy", DML_CSR(num_classes, trained=False)),
         ("DML-CSR training", DML_CSR(num_classes, trained=True)),
+        ("EAGRNet", EAGRNet(num_classes)),
     ]
     return builds
 
@@ -75,7 +78,7 @@ def format_table(rows: list[SizeRow]) -> str:
 @click.option("--input-size", default=473, show_default=True, help="Square input side in pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def main(num_classes: int, input_size: int, as_json: bool) -> None:
-    """Report parameters and FLOPs of DML-CSR (deploy and training builds).
+    """Report parameters and FLOPs of DML-CSR (deploy and training builds) and EAGRNet.
 
     Example: dmlcsr-size --num-classes 11
     """

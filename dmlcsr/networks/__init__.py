@@ -2,5 +2,6 @@
 
 from dmlcsr.networks.abn import InPlaceABN
 from dmlcsr.networks.dml_csr import DML_CSR
+from dmlcsr.networks.eagrnet import EAGRNet
 
-__all__ = ["DML_CSR", "InPlaceABN"]
+__all__ = ["DML_CSR", "EAGRNet", "InPlaceABN"]
