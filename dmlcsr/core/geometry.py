@@ -109,8 +109,27 @@ def upsample_logits(logits: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> n
 
 
 def labels_from_logits(logits: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
-    """N x C x h x w logits -> N x H x W uint8 labels at the input size."""
-    return upsample_logits(logits, size).argmax(axis=1).astype(np.uint8)
+    """N x C x h x w logits -> N x H x W uint8 labels at the input size.
+
+    Exactly ``upsample_logits(logits, size).argmax(1)`` (the same matmuls per channel, the
+    first maximum wins ties), but one channel at a time with a running maximum: the
+    N x C x H x W tensor is never held and no strided argmax is needed (several times
+    faster at 19 x 473 x 473). Non-finite logits take the plain path, whose NaN rule
+    (first NaN wins) a running maximum would not reproduce.
+    """
+    logits = logits.astype(np.float32, copy=False)
+    if not np.isfinite(logits).all():
+        return upsample_logits(logits, size).argmax(axis=1).astype(np.uint8)
+    wy = _align_corners_matrix(logits.shape[-2], size[0])
+    wx_t = _align_corners_matrix(logits.shape[-1], size[1]).T
+    labels = np.zeros((logits.shape[0], *size), np.uint8)
+    for planes, out in zip(logits, labels, strict=True):
+        best = wy @ planes[0] @ wx_t
+        for channel in range(1, planes.shape[0]):
+            plane = wy @ planes[channel] @ wx_t
+            out[plane > best] = channel
+            np.maximum(best, plane, out=best)
+    return labels
 
 
 def warp_labels_back(labels: np.ndarray, crop: Crop, image_size: tuple[int, int],
