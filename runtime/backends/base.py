@@ -45,7 +45,20 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch; returns every output by name as a host numpy array."""
+        """Run one batch; returns every output by name as a host numpy array.
+
+        Must be safe to call from several threads at once: a backend whose library is not
+        (a TensorRT execution context) serialises calls with a lock.
+        """
+
+    @property
+    def batch_limits(self) -> tuple[int, int | None]:
+        """Smallest and largest batch the model accepts (None: no fixed upper limit).
+
+        Read from the first input's batch dimension: a fixed size fixes both limits.
+        """
+        batch = self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else None
+        return (batch, batch) if isinstance(batch, int) and batch > 0 else (1, None)
 
     def run_single(self, batch: np.ndarray) -> np.ndarray:
         """Convenience for one-input, first-output models such as DML-CSR."""

@@ -48,9 +48,12 @@ class OnnxRuntimeBackend(Backend):
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise DmlcsrError(f"{path} is not a loadable ONNX model ({first}); re-export it with "
                               "dmlcsr-export") from None
+        self.path = path
         self.name = f"onnxruntime[{self.session.get_providers()[0]}]"
         custom = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_json(custom[METADATA_KEY]) if METADATA_KEY in custom else None
+        self._inputs = [self._spec(n) for n in self.session.get_inputs()]
+        self._outputs = [self._spec(n) for n in self.session.get_outputs()]
 
     @staticmethod
     def _spec(node) -> TensorSpec:
@@ -59,14 +62,21 @@ class OnnxRuntimeBackend(Backend):
 
     @property
     def inputs(self) -> list[TensorSpec]:
-        return [self._spec(n) for n in self.session.get_inputs()]
+        return list(self._inputs)
 
     @property
     def outputs(self) -> list[TensorSpec]:
-        return [self._spec(n) for n in self.session.get_outputs()]
+        return list(self._outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        specs = {s.name: s for s in self.inputs}
+        """InferenceSession.run is thread-safe, so no lock is needed here."""
+        specs = {s.name: s for s in self._inputs}
         cast = {k: np.ascontiguousarray(v, dtype=specs[k].dtype) if k in specs else v for k, v in feeds.items()}
-        names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self.session.run(names, cast), strict=True))
+        names = [o.name for o in self._outputs]
+        try:
+            results = self.session.run(names, cast)
+        except Exception as exc:  # onnxruntime's errors are untyped and multi-line
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise DmlcsrError(f"onnxruntime failed to run {self.path.name} ({first}); check the input shapes "
+                              "against the model's inputs") from None
+        return dict(zip(names, results, strict=True))
