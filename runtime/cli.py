@@ -21,6 +21,10 @@ from tqdm import tqdm
 from dmlcsr.core.labels import palette
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.backends import DEVICES
+from dmlcsr.runtime.faces.detector import CenterFace
+from dmlcsr.runtime.faces.files import PhotoOptions, run_photo_images, run_photo_video
+from dmlcsr.runtime.faces.framing import Margin
+from dmlcsr.runtime.faces.photo import MIN_FACE, read_boxes
 from dmlcsr.runtime.images import IMAGE_SUFFIXES, load_image, validate_face_box
 from dmlcsr.runtime.parser import FaceParser
 from dmlcsr.runtime.visualize import overlay, write_image
@@ -30,7 +34,9 @@ VIDEO_FOURCC = "mp4v"  # encodes with every OpenCV build's FFmpeg, no licensed H
 
 EXAMPLES = """\b
 Examples:
-  dmlcsr-parse dmlcsr.onnx face.jpg --out parsed --overlay
+  dmlcsr-parse dmlcsr.onnx group.jpg --out parsed --overlay        (finds every face)
+  dmlcsr-parse dmlcsr.onnx celeba/ --faces whole --out parsed     (images are face crops)
+  dmlcsr-parse dmlcsr.onnx group.jpg --faces boxes.json --out parsed
   dmlcsr-parse dmlcsr.onnx photos/ --out parsed --batch 4
   dmlcsr-parse dmlcsr.engine clip.mp4 --out parsed --overlay --device cuda
   dmlcsr-parse dmlcsr.onnx group.jpg --face-box 410,120,160,200 --out parsed
@@ -38,6 +44,7 @@ Examples:
 \b
 Writes, under --out:
   NAME.png            labels: pixel value = class index (uint8), original size
+  NAME_faces.json     --faces auto or FILE.json: boxes, scores, landmarks, crops
   NAME_overlay.jpg    with --overlay: colours blended over the photo, legend
   VIDEO/000000.png    one label PNG per frame; VIDEO_overlay.mp4 with --overlay
   labels.json         class names and overlay colours (BGR) for the PNG values
@@ -181,6 +188,17 @@ def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWri
     return writer
 
 
+def photo_options(faces: str, detector: Path | None, margin: str, min_face: float, device: str,
+                  threads: int | None) -> PhotoOptions:
+    """--faces auto (the detector, opened once) or FILE.json (its boxes, read once)."""
+    if faces == "auto":
+        return PhotoOptions("auto", CenterFace.open(detector, device=device, threads=threads), Margin.parse(margin),
+                            min_face)
+    if not faces.lower().endswith(".json"):
+        raise DmlcsrError(f"--faces {faces!r} is not auto, whole or a .json file of boxes [[x, y, w, h], ...]")
+    return PhotoOptions(read_boxes(faces), None, Margin.parse(margin), min_face)
+
+
 def write_label_legend(parser: FaceParser, out: Path) -> Path:
     """labels.json: what the PNG values mean, so the outputs can be read without the model."""
     path = out / "labels.json"
@@ -201,15 +219,26 @@ def write_label_legend(parser: FaceParser, out: Path) -> Path:
               help="Images or frames per inference call (GPU backends gain most).")
 @click.option("--face-box", "face_box", metavar="X,Y,W,H", default=None,
               help="Parse this box (pixels) instead of the whole image, e.g. from your face detector.")
+@click.option("--faces", default="auto", show_default=True, metavar="auto|whole|FILE.json",
+              help="auto: detect every face (shipped CenterFace) and parse each; whole: the image is one face "
+                   "crop (official test, dataset images); FILE.json: your boxes [[x, y, w, h], ...] for every input.")
+@click.option("--detector", type=click.Path(path_type=Path), default=None,
+              help="Another CenterFace-compatible .onnx (or TensorRT engine) for --faces auto.")
+@click.option("--margin", default="0.2,0.2,0.4,0.2", show_default=True, metavar="L,R,T,B",
+              help="Widen face boxes by these fractions (left,right,top,bottom) to the training framing.")
+@click.option("--min-face", type=click.FloatRange(min=0), default=MIN_FACE, show_default=True,
+              help="Skip (and count) detected faces whose shorter side is below this many pixels.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto: TensorRT/CUDA when present, else CPU.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for ONNX Runtime.")
 def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch: int, face_box: str | None,
-         device: str, threads: int | None) -> None:
+         faces: str, detector: Path | None, margin: str, min_face: float, device: str, threads: int | None) -> None:
     """Parse faces in images, folders and videos with an exported DML-CSR MODEL (.onnx, .engine).
 
-    Each image is parsed as one face, the whole image as the official test does, or the
-    --face-box region. Label maps come back at the image's own size.
+    By default every face of a photo is found, parsed at the network's resolution and put
+    back into one label map (--faces auto). --faces whole parses the whole image as one
+    face, as the official test does; --face-box parses that one region as it is. Label
+    maps come back at the image's own size.
     """
     try:
         box = parse_face_box(face_box)
@@ -217,10 +246,18 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
         parser = FaceParser(model, device=device, threads=threads)
         out.mkdir(parents=True, exist_ok=True)
         write_label_legend(parser, out)
-        skipped = run_images(parser, [j for j in jobs if not j.is_video], out, box, batch, overlay)
+        photos = None if box is not None or faces == "whole" else photo_options(faces, detector, margin, min_face,
+                                                                                  device, threads)
+        if photos is None:
+            skipped = run_images(parser, [j for j in jobs if not j.is_video], out, box, batch, overlay)
+        else:
+            skipped = run_photo_images(parser, [j for j in jobs if not j.is_video], out, photos, overlay)
         for job in (j for j in jobs if j.is_video):
             try:
-                run_video(parser, job, out, box, batch, overlay)
+                if photos is None:
+                    run_video(parser, job, out, box, batch, overlay)
+                else:
+                    run_photo_video(parser, job, out, photos, overlay, VIDEO_FOURCC)
             except DmlcsrError as exc:
                 skipped.append(f"{job.source}: {exc}")
                 click.echo(f"skipped {job.source}: {exc}", err=True)
@@ -231,6 +268,7 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
         click.echo(f"error: cannot write to {out} ({exc.strerror}); pass a writable --out", err=True)
         sys.exit(2)
     done = len(jobs) - len(skipped)
-    click.echo(f"parsed {done} of {len(jobs)} inputs into {out}" + (f"; {len(skipped)} skipped" if skipped else ""))
+    click.echo(f"parsed {done} of {len(jobs)} inputs into {out}" + (f"; {len(skipped)} skipped" if skipped else "")
+               + (f" ({photos.summary})" if photos is not None else ""))
     if skipped:
         sys.exit(1)

@@ -172,5 +172,5 @@ def test_bad_faces_argument_and_image(tmp_path):
         parse_photo(DiscLogits(), np.zeros((50, 50, 3), np.uint8), faces="everything")
     with pytest.raises(DmlcsrError, match="file not found"):
         read_boxes(tmp_path / "missing.json")
-    with pytest.raises(DmlcsrError, match="H x W x 3 uint8"):
-        parse_photo(DiscLogits(), np.zeros((50, 50), np.uint8))
+    with pytest.raises(DmlcsrError, match="dtype float64"):
+        parse_photo(DiscLogits(), np.zeros((50, 50, 3)))

@@ -50,7 +50,7 @@ def test_folder_file_and_video_with_overlays(toy, clip, face_paths, tmp_path):
     single = face_paths[4]
     out = tmp_path / "out"
     result = CliRunner().invoke(main, [str(toy), str(folder), str(single), str(clip), "--out", str(out),
-                                       "--overlay", "--batch", "2", "--device", "cpu"])
+                                       "--overlay", "--batch", "2", "--device", "cpu", "--faces", "whole"])
     assert result.exit_code == 0, result.output
     assert "parsed 6 of 6 inputs" in result.output
     parser = FaceParser(toy, device="cpu")

@@ -103,11 +103,13 @@ class CenterFace:
         self.max_side = max_side
 
     @classmethod
-    def open(cls, path: str | Path | None = None, device: str = "auto", **options) -> CenterFace:
-        """The shipped model (or ``path``) on the best backend for ``device``."""
+    def open(cls, path: str | Path | None = None, device: str = "auto", threads: int | None = None,
+             **options) -> CenterFace:
+        """The shipped model (or ``path``: another CenterFace .onnx, or a TensorRT engine
+        built from one) on the backend its suffix names, for ``device``."""
         from dmlcsr.runtime.backends import open_backend
 
-        return cls(open_backend(path or default_model_path(), device=device), **options)
+        return cls(open_backend(path or default_model_path(), device=device, threads=threads), **options)
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """Photo (BGR uint8) -> 1 x 3 x H32 x W32 float RGB 0..255 and the shrink factor used."""

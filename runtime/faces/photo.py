@@ -26,6 +26,7 @@ from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.faces.detector import CenterFace, Face
 from dmlcsr.runtime.faces.framing import DEFAULT_MARGIN, Margin, enlarge_box
+from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, load_image
 
 #: faces whose shorter box side is below this many pixels are skipped: parsing them means
 #: blowing a handful of pixels up ~20 x to the network's 473 px, which yields only blur
@@ -115,16 +116,29 @@ def boxes_document(result: PhotoResult, image_name: str = "") -> dict:
     return {
         "image": image_name, "width": width, "height": height, "mode": result.mode,
         "skipped_small": result.skipped_small,
-        "faces": [{"box": [round(v, 2) for v in f.face.box], "score": round(f.face.score, 4),
-                   "landmarks": None if f.face.landmarks is None else np.round(f.face.landmarks, 2).tolist(),
-                   "crop_box": [round(v, 2) for v in f.crop_box], "region": list(f.region)}
+        "faces": [{"box": _rounded(f.face.box), "score": round(f.face.score, 4),
+                   "landmarks": None if f.face.landmarks is None else [_rounded(p) for p in f.face.landmarks],
+                   "crop_box": _rounded(f.crop_box), "region": list(f.region)}
                   for f in result.faces],
     }
 
 
+def _rounded(values) -> list[float]:
+    return [round(float(v), 2) for v in values]
+
+
+def dumps_boxes(document: dict, items: str = "faces") -> str:
+    """JSON text with one line per face (or per video frame with ``items="frames"``), so a
+    file of many faces stays readable; the list must be the document's last key."""
+    head = {key: value for key, value in document.items() if key != items}
+    lines = [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
+    body = ",\n".join(f"    {json.dumps(item)}" for item in document[items])
+    return "{\n" + "\n".join(lines) + f'\n  "{items}": [' + (f"\n{body}\n  " if body else "") + "]\n}\n"
+
+
 def write_boxes(path: str | Path, result: PhotoResult, image_name: str = "") -> None:
     """Write the faces of ``result`` as JSON (boxes x, y, w, h in photo pixels)."""
-    Path(path).write_text(json.dumps(boxes_document(result, image_name), indent=2) + "\n")
+    Path(path).write_text(dumps_boxes(boxes_document(result, image_name)))
 
 
 def _faces_to_parse(image: np.ndarray, faces, detector: CenterFace | None, min_face: float,
@@ -195,10 +209,10 @@ def composite(image_size: tuple[int, int], faces: list[FaceResult]) -> np.ndarra
     return labels
 
 
-def parse_photo(parser: CropParser, image: np.ndarray, faces: str | Path | Sequence = "auto",
+def parse_photo(parser: CropParser, image: ImageInput, faces: str | Path | Sequence = "auto",
                 detector: CenterFace | None = None, min_face: float = MIN_FACE,
                 margin: Margin = DEFAULT_MARGIN) -> PhotoResult:
-    """Label map of a whole BGR photo, parsed face by face.
+    """Label map of a whole photo (path, or BGR array as cv2.imread gives), face by face.
 
     ``faces``: "auto" (detect with ``detector``, default the shipped CenterFace; faces whose
     shorter side is under ``min_face`` px are skipped and counted), "whole" (the official
@@ -207,9 +221,7 @@ def parse_photo(parser: CropParser, image: np.ndarray, faces: str | Path | Seque
     Detected and given boxes are widened by ``margin`` (NO_MARGIN if yours already frame the
     whole head). No face is not an error: the result is all background and says so.
     """
-    if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise DmlcsrError(f"expected an H x W x 3 uint8 BGR photo, got {getattr(image, 'shape', image)}; "
-                          "read it with cv2.imread(path, cv2.IMREAD_COLOR)")
+    image = load_image(image, getattr(parser, "max_pixels", MAX_PIXELS))
     image_size = image.shape[:2]
     input_size = tuple(parser.metadata.preprocessing.input_size)
     timings: dict[str, float] = {}
