@@ -80,13 +80,16 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """Where the run ended: per-epoch history (also in log.jsonl) and the best checkpoint."""
+    """Where the run ended: per-epoch history (also in log.jsonl), the best checkpoint, and
+    this process's final model and aggregate (unwrapped, on the training device)."""
 
     out: Path
     history: list[dict]
     best_score: float | None
     best_epoch: int | None
     best_source: str | None
+    model: nn.Module
+    aggregate: nn.Module
 
 
 @dataclass
@@ -228,7 +231,8 @@ class _Run:
                 with open(self.out / "log.jsonl", "a") as log:
                     log.write(json.dumps(record) + "\n")
                 self._say(_epoch_line(record))
-        return TrainResult(self.out, self.history, self.best_score, self.best_epoch, self.best_source)
+        return TrainResult(self.out, self.history, self.best_score, self.best_epoch, self.best_source,
+                           unwrap(self.network), self.aggregate)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.sampler.set_epoch(epoch)
