@@ -87,7 +87,7 @@ def test_face_box_option(toy, face_paths, tmp_path):
 def test_bad_inputs_are_skipped_and_counted(toy, face_paths, tmp_path):
     (tmp_path / "zero.jpg").write_bytes(b"")
     result = CliRunner().invoke(main, [str(toy), str(face_paths[0]), str(tmp_path / "zero.jpg"),
-                                       "--out", str(tmp_path / "out")])
+                                       "--out", str(tmp_path / "out"), "--faces", "whole"])
     assert result.exit_code == 1
     assert "skipped" in result.output and "empty (0 bytes)" in result.output
     assert "parsed 1 of 2 inputs" in result.output and "Traceback" not in result.output
