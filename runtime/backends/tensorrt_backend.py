@@ -125,6 +125,16 @@ def _cuda(cudart, result: tuple) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def native_handle(obj: Any) -> int:
+    """A cuda-python object's raw handle (get_cuda_native_handle where present; int() is deprecated there)."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+
+        return get_cuda_native_handle(obj)
+    except (ImportError, TypeError):  # older cuda-python, or a type it has no getter for
+        return int(obj)
+
+
 def current_gpu(cudart) -> tuple[str, str]:
     """(compute capability 'major.minor', name) of the current CUDA device."""
     try:
@@ -154,7 +164,10 @@ class TensorRTBackend(Backend):
         self.metadata = check_engine_compatible(self.path, trt.__version__, capability, gpu)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        try:
+            self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        except Exception:  # some TensorRT builds raise instead of returning None
+            self._engine = None
         if self._engine is None:
             raise DmlcsrError(f"TensorRT could not deserialise {self.path} (truncated, or not an engine); "
                               f"{REBUILD_HINT}")
@@ -225,12 +238,14 @@ class TensorRTBackend(Backend):
                                                                                               strict=True)):
                     raise DmlcsrError(f"input {spec.name} of shape {array.shape} is outside the engine's profile "
                                       f"{low}..{high}; rebuild the engine with a wider --batch range")
-                self._context.set_input_shape(spec.name, array.shape)
+                if not self._context.set_input_shape(spec.name, array.shape):
+                    raise DmlcsrError(f"TensorRT refused input shape {array.shape} for {spec.name}; rebuild the "
+                                      "engine for this shape")
                 staging = self._host[spec.name][:array.size]
                 staging[:] = array.ravel()
                 _cuda(cudart, cudart.cudaMemcpyAsync(self._device[spec.name], staging.ctypes.data, array.nbytes,
                                                      cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self._stream))
-            if not self._context.execute_async_v3(int(self._stream)):
+            if not self._context.execute_async_v3(native_handle(self._stream)):
                 raise DmlcsrError(f"TensorRT failed to run {self.path.name}; see the TensorRT log above")
             shapes = {spec.name: tuple(self._context.get_tensor_shape(spec.name)) for spec in self._outputs}
             for spec in self._outputs:
