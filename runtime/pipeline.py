@@ -72,8 +72,9 @@ def probabilities_at_image(logits: np.ndarray, crop: Crop, image_size: tuple[int
     upsampled /= upsampled.sum(axis=0, keepdims=True)
     source = nearest_source_index(crop, image_size, input_size)
     inside = source >= 0
-    flat = upsampled.reshape(upsampled.shape[0], -1)
-    probabilities = np.zeros((flat.shape[0], *image_size), np.float32)
+    picked = source[inside]
+    probabilities = np.zeros((upsampled.shape[0], *image_size), np.float32)
     probabilities[0] = 1.0
-    probabilities[:, inside] = flat[:, source[inside]]
+    for channel, plane in zip(probabilities, upsampled.reshape(upsampled.shape[0], -1), strict=True):
+        channel[inside] = plane[picked]  # one channel at a time: no second C x H x W temporary
     return probabilities
