@@ -153,3 +153,15 @@ def test_a_model_that_is_not_centerface_is_refused(tmp_path):
 def test_grey_image_is_refused_with_a_clear_message(detector):
     with pytest.raises(DmlcsrError, match="H x W x 3"):
         detector.detect(np.zeros((32, 32), np.uint8))
+
+
+@pytest.mark.gpu
+def test_cuda_finds_the_same_boxes(t1_faces):
+    """On a GPU (ONNX Runtime's CUDA provider) the boxes match the CPU's within 2 px."""
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA provider (pip install 'dmlcsr[gpu]' on a CUDA machine)")
+    gpu = CenterFace.open(device="cuda")
+    faces = gpu.detect(cv2.imread(str(FACES / "t1.jpg")))
+    assert len(faces) == 6
+    assert np.abs(np.array(sorted(f.box for f in faces)) - np.array(sorted(f.box for f in t1_faces))).max() < 2.0
