@@ -1,0 +1,106 @@
+"""A benchmark run as text tables and as a JSON file named after the date and device."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from dmlcsr.benchmarks.environment import device_label
+from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
+
+
+def header(report: dict) -> list[str]:
+    env, settings = report["environment"], report["settings"]
+    size = settings["input_size"]
+    lines = [f"device: {device_label(env)}"
+             + (f", driver {env['gpu'].get('driver', '?')}" if env.get("gpu") else ""),
+             f"cpu: {env['cpu']['model']}, flags {' '.join(env['cpu']['flags']) or '-'}; "
+             f"load average {env.get('load_average_start')} -> {env.get('load_average_end')}",
+             f"input 1x3x{size}x{size}, {settings['num_classes']} classes, torch threads {env['torch_threads']}"]
+    for name, model in report["models"].items():
+        lines.append(f"{name:8} {model['params'] / 1e6:6.2f} M params, {model['gflops']:6.1f} GFLOP "
+                     f"(paper {model['paper_params_m']:.2f} M / {model['paper_gflops']:.2f} G), weights "
+                     f"{model['weights']}")
+    return lines
+
+
+def latency_table(report: dict) -> list[str]:
+    """Batch-1 medians (p90) per backend, the EAGRNet/DML-CSR ratio beside the paper's."""
+    lines = [f"{'backend':24}{'DML-CSR ms':>12}{'(p90)':>9}{'EAGRNet ms':>12}{'(p90)':>9}{'ratio':>8}"
+             f"{'paper':>7}  note"]
+    rows = {(r["backend"], r["model"]): r for r in report["results"] if r["batch"] == 1}
+    for ratio in (r for r in report["ratios"] if r["batch"] == 1):
+        dml, eagr = rows[(ratio["backend"], DMLCSR)], rows[(ratio["backend"], EAGRNET)]
+        lines.append(f"{ratio['backend']:24}{dml['latency']['median_ms']:12.1f}{dml['latency']['p90_ms']:9.1f}"
+                     f"{eagr['latency']['median_ms']:12.1f}{eagr['latency']['p90_ms']:9.1f}"
+                     f"{ratio['ratio']:8.2f}{PAPER_RATIO:7.2f}  {dml['note']}")
+    lines.append(f"{'paper (one GPU)':24}{PAPER_MS[DMLCSR]:12.1f}{'':9}{PAPER_MS[EAGRNET]:12.1f}{'':9}"
+                 f"{PAPER_RATIO:8.2f}")
+    return lines
+
+
+def throughput_table(report: dict) -> list[str]:
+    batches = sorted({r["batch"] for r in report["results"]})
+    lines = [f"{'backend':24}{'model':9}" + "".join(f"{f'b={b} img/s':>12}" for b in batches)]
+    cells = {(r["backend"], r["model"], r["batch"]): r["throughput_ips"] for r in report["results"]}
+    for backend, model in dict.fromkeys((r["backend"], r["model"]) for r in report["results"]):
+        values = [cells.get((backend, model, b)) for b in batches]
+        lines.append(f"{backend:24}{model:9}" + "".join(f"{v:12.2f}" if v else f"{'-':>12}" for v in values))
+    return lines
+
+
+def module_table(report: dict) -> list[str]:
+    lines = []
+    for backend, summary in report.get("modules", {}).items():
+        lines.append(f"parts on {backend} (each timed alone, batch 1):")
+        lines.append(f"  {'model':9}{'part':17}{'GFLOP':>8}{'median ms':>11}{'ms/GFLOP':>10}  what")
+        for part in summary["parts"]:
+            indent = "  " if part["part_of"] else ""
+            per = part["median_ms"] / part["gflops"] if part["gflops"] else float("nan")
+            lines.append(f"  {part['model']:9}{indent + part['part']:17}{part['gflops']:8.1f}{part['median_ms']:11.1f}"
+                         f"{per:10.2f}  {part['description']}")
+        for model, totals in summary["models"].items():
+            whole = totals["whole_ms"]
+            lines.append(f"  {model}: backbone + heads = {totals['backbone_ms']:.1f} + {totals['heads_ms']:.1f} = "
+                         f"{totals['sum_of_parts_ms']:.1f} ms" + (f" (whole forward {whole:.1f} ms)" if whole else ""))
+        if "heads_ratio" in summary:
+            lines.append(f"  heads only EAGRNet/DML-CSR = {summary['heads_ratio']:.2f}; "
+                         f"backbone + heads = {summary['sum_of_parts_ratio']:.2f}")
+    return lines
+
+
+def end_to_end_table(report: dict) -> list[str]:
+    e2e = report.get("end_to_end")
+    if not e2e:
+        return []
+    if "skipped" in e2e:
+        return [f"end to end: skipped ({e2e['skipped']})"]
+    width, height = e2e["photo_size"]
+    stages = ", ".join(f"{name} {s['median_ms']:.1f}" for name, s in e2e["stages"].items())
+    return [f"end to end, FaceParser on {e2e['photo']} ({width}x{height}) via {e2e['backend']}: {stages} ms (medians)"]
+
+
+def format_report(report: dict) -> str:
+    parts = [header(report), ["", "latency, batch 1:"], latency_table(report), ["", "throughput:"],
+             throughput_table(report)]
+    if report.get("modules"):
+        parts += [[""], module_table(report)]
+    parts += [end_to_end_table(report)]
+    if report["skipped"]:
+        parts += [["", "skipped:"], [f"  {s['backend']}: {s['reason']}" for s in report["skipped"]]]
+    return "\n".join(line for part in parts for line in part)
+
+
+def result_stem(report: dict) -> str:
+    """e.g. 2026-11-24_amd-epyc-2-cores_quick: date, device, and the run's kind."""
+    label = re.sub(r"[^a-z0-9]+", "-", device_label(report["environment"]).lower()).strip("-")
+    kind = "_quick" if report["settings"]["quick"] else ""
+    return f"{report['environment']['date'][:10]}_{label}{kind}"
+
+
+def write_json(report: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{result_stem(report)}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

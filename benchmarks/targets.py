@@ -1,0 +1,77 @@
+"""A benchmark target: one way of running a network (library, device, precision).
+
+Each target says why it cannot run here (``skip_reason``) or prepares a model and a fixed
+input batch into one zero-argument call plus the clock that times it. The registry keeps
+the order the table shows them in.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dmlcsr.benchmarks.harness import Clock, host_clock
+from dmlcsr.benchmarks.models import BenchModel
+
+
+def example_batch(batch: int, input_size: int, seed: int = 0) -> np.ndarray:
+    """A fixed float32 N x 3 x S x S batch, normalised-image-like (zero mean, unit std)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
+
+
+@dataclass
+class BenchContext:
+    """What every target may need: input size, a folder for exported artefacts (reused
+    between runs), the CPU's description, a thread cap and the INT8 calibration inputs
+    (3 x S x S arrays, loaded when first needed)."""
+
+    input_size: int
+    work_dir: Path
+    cpu: dict
+    threads: int | None = None
+    calibration: list[np.ndarray] | None = None
+    artefacts: dict[tuple[str, str], Path] = field(default_factory=dict)
+
+    def example_batch(self, batch: int) -> np.ndarray:
+        return example_batch(batch, self.input_size)
+
+
+@dataclass
+class Prepared:
+    """One inference of a fixed batch, ready to time with ``clock``."""
+
+    run: Callable[[], object]
+    clock: Clock = host_clock
+    note: str = ""
+
+
+class Target(ABC):
+    """One row family of the table (e.g. "ort-cpu-int8")."""
+
+    name: str = ""
+    device: str = "cpu"
+    description: str = ""
+
+    @abstractmethod
+    def skip_reason(self, ctx: BenchContext) -> str | None:
+        """None when this target can run here, else a one-line reason and what would fix it."""
+
+    @abstractmethod
+    def prepare(self, model: BenchModel, batch: int, ctx: BenchContext) -> Prepared:
+        """Ready ``model`` at ``batch`` images per call."""
+
+    def release(self) -> None:  # noqa: B027 - most targets keep no copies
+        """Drop per-target copies of the models (GPU memory, converted layouts)."""
+
+
+def all_targets() -> list[Target]:
+    """Every target, in table order: PyTorch, then exported artefacts."""
+    from dmlcsr.benchmarks.exported_targets import EXPORTED_TARGETS
+    from dmlcsr.benchmarks.torch_targets import TORCH_TARGETS
+
+    return [cls() for cls in (*TORCH_TARGETS, *EXPORTED_TARGETS)]
