@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -89,7 +90,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, meta: ModelMetadata,
                 input_size: int = DEFAULT_INPUT_SIZE, opset: int = DEFAULT_OPSET) -> Path:
     """Export the deploy-build ``model`` to ``path``: input "input" (float32, batch x 3 x
     input_size x input_size, dynamic batch), output "logits", ``meta`` inside; checked with
-    the full ONNX checker (shape inference included)."""
+    the full ONNX checker (shape inference included). ``meta``'s input size is set to
+    ``input_size``: the file must never claim another."""
     if hasattr(model, "edge_layer"):
         raise DmlcsrError("the model carries the training-only edge branch; load it with "
                           "dmlcsr.checkpoint.load_dml_csr(path) (deploy build) before exporting")
@@ -108,7 +110,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, meta: ModelMetadata,
                                     optimize=True, verbose=False)
     proto = program.model_proto
     strip_debug_info(proto)
-    set_metadata(proto, meta)
+    set_metadata(proto, replace(meta, preprocessing=replace(meta.preprocessing, input_size=(input_size, input_size))))
     try:
         onnx.save(proto, str(path))
     except OSError as exc:

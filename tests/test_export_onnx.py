@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from dmlcsr.checkpoint import EDGE_PREFIX, load_dml_csr
+from dmlcsr.checkpoint import EDGE_PREFIX
 from dmlcsr.core.labels import CELEBAMASK_HQ
 from dmlcsr.core.metadata import METADATA_KEY
 from dmlcsr.errors import DmlcsrError
@@ -68,11 +68,3 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
 def test_too_small_input_is_refused(tmp_path):
     with pytest.raises(DmlcsrError, match="input-size"):
         export_onnx(DML_CSR(11, trained=False), tmp_path / "x.onnx", deploy_metadata(11), input_size=16)
-
-
-def test_load_then_export_keeps_class_count(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "eleven.pth"
-    torch.save(DML_CSR(11, trained=False).state_dict(), path)
-    model, report = load_dml_csr(path)
-    assert report.num_classes == 11

@@ -1,0 +1,160 @@
+"""dmlcsr-export's work as one function: checkpoint -> FP32 / FP16 / INT8 ONNX, TensorRT
+engines, a Triton repository. Every input is checked before the first long step, so a
+missing checkpoint or an empty calibration folder fails in a second, not after the export.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dmlcsr.checkpoint import load_dml_csr
+from dmlcsr.errors import DmlcsrError
+from dmlcsr.export.onnx_export import (
+    DEFAULT_INPUT_SIZE,
+    DEFAULT_OPSET,
+    check_writable_dir,
+    deploy_metadata,
+    export_onnx,
+)
+from dmlcsr.export.quantize import load_calibration_inputs
+from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile
+
+ONNX_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
+
+
+@dataclass
+class ExportOptions:
+    """What to export; mirrors dmlcsr-export's options."""
+
+    checkpoint: Path | None
+    out: Path = Path("exported")
+    fp16: bool = False
+    int8: bool = False
+    calib: Path | None = None
+    calib_method: str = "percentile"
+    calib_limit: int | None = None
+    batch: BatchProfile = field(default_factory=lambda: BatchProfile(1, 4, 8))
+    input_size: int = DEFAULT_INPUT_SIZE
+    opset: int = DEFAULT_OPSET
+    engines: tuple[str, ...] = ()
+    workspace_mib: int = 4096
+    timing_cache: Path | None = None
+    triton: Path | None = None
+    triton_model: str = "auto"
+
+
+@dataclass
+class Artefact:
+    """One written file: what it is, where, how long it took."""
+
+    kind: str  # "checkpoint", "onnx", "engine", "triton"
+    precision: str
+    path: Path
+    seconds: float
+
+    @property
+    def megabytes(self) -> float:
+        return self.path.stat().st_size / 1e6
+
+
+def _check_options(options: ExportOptions) -> None:
+    if options.int8 and options.calib is None:
+        raise DmlcsrError("--int8 needs --calib DIR: a folder of face photos to calibrate on (e.g. "
+                          "dmlcsr/data/faces for a try-out; a few hundred real photos for production)")
+    if options.calib is not None and not options.int8:
+        raise DmlcsrError("--calib only applies to INT8; add --int8")
+    for precision in options.engines:
+        if precision not in ENGINE_PRECISIONS:
+            raise DmlcsrError(f"--engine {precision!r}: choose from {', '.join(ENGINE_PRECISIONS)}")
+        if precision == "int8" and not options.int8:
+            raise DmlcsrError("--engine int8 builds from the INT8 QDQ model; add --int8 --calib DIR")
+    kind, _, precision = options.triton_model.partition("-")
+    made = {"fp32": True, "fp16": options.fp16, "int8": options.int8} if kind == "onnx" else \
+        {p: p in options.engines for p in ENGINE_PRECISIONS}
+    if options.triton_model != "auto" and not made.get(precision):
+        raise DmlcsrError(f"--triton-model {options.triton_model}: that artefact is not exported in this run; "
+                          "add the option that makes it or pick another")
+    if options.workspace_mib < 1:
+        raise DmlcsrError(f"--workspace-mib must be positive, not {options.workspace_mib}")
+
+
+def make_demo_checkpoint(out: Path, log: Callable[[str], None]) -> Path:
+    """Save the built-in demo model (seeded, fitted to the example photos; its labels mean
+    nothing) as a checkpoint, so every artefact traces back to a real file and its sha256."""
+    from dmlcsr.demo_model import make_demo_model
+
+    path = out / "demo-dmlcsr-19.pth"
+    if not path.is_file():
+        log("no --ckpt: building the demo model (seeded DML-CSR fitted to the example photos; labels mean nothing)")
+        torch.save(make_demo_model(19, seed=0).state_dict(), path)
+    return path
+
+
+def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print) -> list[Artefact]:
+    """Run the export described by ``options``; returns what was written, in order."""
+    _check_options(options)
+    out = check_writable_dir(options.out)
+    written: list[Artefact] = []
+    start = time.perf_counter()
+    checkpoint = options.checkpoint or make_demo_checkpoint(out, log)
+    if options.checkpoint is None:
+        written.append(Artefact("checkpoint", "fp32", checkpoint, time.perf_counter() - start))
+    model, report = load_dml_csr(checkpoint)
+    log(report.summary())
+    calibration: list[np.ndarray] = []
+    if options.int8:
+        calibration = load_calibration_inputs(options.calib, options.input_size, options.calib_limit)
+    stem = Path(checkpoint).stem
+    onnx_files: dict[str, Path] = {}
+
+    def step(kind: str, precision: str, work: Callable[[], Path]) -> Path:
+        log(f"{kind} {precision}: working...")
+        began = time.perf_counter()
+        path = work()
+        artefact = Artefact(kind, precision, path, time.perf_counter() - began)
+        written.append(artefact)
+        log(f"{kind} {precision}: {path} ({artefact.megabytes:.1f} MB, {artefact.seconds:.1f} s)")
+        return path
+
+    meta = deploy_metadata(report.num_classes, report.sha256, input_size=options.input_size)
+    onnx_files["fp32"] = step("onnx", "fp32", lambda: export_onnx(
+        model, out / f"{stem}-fp32.onnx", meta, options.input_size, options.opset))
+    if options.fp16:
+        from dmlcsr.export.fp16 import convert_fp16
+
+        onnx_files["fp16"] = step("onnx", "fp16", lambda: convert_fp16(onnx_files["fp32"], out / f"{stem}-fp16.onnx"))
+    if options.int8:
+        from dmlcsr.export.quantize import quantize_int8
+
+        onnx_files["int8-qdq"] = step("onnx", "int8-qdq", lambda: quantize_int8(
+            onnx_files["fp32"], out / f"{stem}-int8.onnx", calibration, options.calib_method))
+    engines: dict[str, Path] = {}
+    for precision in options.engines:
+        from dmlcsr.export.tensorrt_build import build_engine, build_plan
+
+        source, strongly_typed = build_plan(onnx_files, precision)
+        engines[precision] = step("engine", precision, lambda p=precision, s=source, t=strongly_typed: build_engine(
+            s, out / f"{stem}-{p}.engine", p, options.batch, t, options.workspace_mib,
+            options.timing_cache or out / "tensorrt-timing.cache"))
+    if options.triton is not None:
+        from dmlcsr.export.triton import write_repository
+
+        source = _triton_source(options.triton_model, onnx_files, engines)
+        step("triton", source.name, lambda: write_repository(source, options.triton, options.batch))
+    return written
+
+
+def _triton_source(choice: str, onnx_files: dict[str, Path], engines: dict[str, Path]) -> Path:
+    """The artefact to serve: as asked, else the last engine built, else FP16, else FP32 ONNX."""
+    if choice == "auto":
+        if engines:
+            return list(engines.values())[-1]
+        return onnx_files.get("fp16", onnx_files["fp32"])
+    kind, _, precision = choice.partition("-")
+    return engines[precision] if kind == "engine" else onnx_files[ONNX_PRECISIONS[precision]]

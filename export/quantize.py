@@ -1,0 +1,120 @@
+"""INT8 by explicit quantization: an FP32 ONNX model -> a QDQ ONNX model calibrated on
+real face photos with ONNX Runtime's static quantization.
+
+The QDQ file is what TensorRT builds INT8 engines from (implicit-calibration INT8 is
+deprecated in TensorRT 10 and gone in 11), and ONNX Runtime runs it on CPU too. Choices
+made for TensorRT: symmetric int8 for activations and weights (TensorRT accepts zero
+points of 0 only), per-channel weight scales, and Q/DQ pairs around the weighted ops
+(Conv, MatMul) only: the rest (LeakyReLU, Add, Resize, Concat...) stays in float, where
+TensorRT fuses it into the int8 kernels' epilogues anyway, and each extra Q/DQ would only
+add rounding error.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader
+
+from dmlcsr.core.metadata import ModelMetadata
+from dmlcsr.errors import DmlcsrError
+from dmlcsr.export.face_inputs import list_images, preprocess_file
+from dmlcsr.export.onnx_export import INPUT_NAME, read_metadata, set_metadata
+
+CALIBRATION_METHODS = ("entropy", "percentile", "minmax")
+MIN_CALIBRATION_IMAGES = 4
+QUANTIZED_OP_TYPES = ("Conv", "MatMul")
+
+
+class FaceCalibrationReader(CalibrationDataReader):
+    """ONNX Runtime CalibrationDataReader over preprocessed photos, one image per batch.
+
+    Implements ``set_range`` so quantize_static's strided mode can hand the images over one
+    at a time: the calibrator then keeps one image's activations in memory, not all of them.
+    """
+
+    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
+        self.inputs = list(inputs)
+        self.start, self.end = 0, len(self.inputs)
+        self.position = 0
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.start, self.end = start_index, min(end_index, len(self.inputs))
+        self.position = self.start
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.position >= self.end:
+            return None
+        batch = self.inputs[self.position][None]
+        self.position += 1
+        return {INPUT_NAME: batch}
+
+
+def load_calibration_inputs(directory: str | os.PathLike, input_size: int, limit: int | None = None,
+                            min_images: int = MIN_CALIBRATION_IMAGES) -> list[np.ndarray]:
+    """Every image of ``directory`` (at most ``limit``) preprocessed as the runtime does.
+
+    Unreadable files are an error listing them all: skipping them silently would calibrate
+    on fewer images than the user thinks.
+    """
+    paths = list_images(directory, purpose="--calib")[:limit]
+    inputs, broken = [], []
+    for path in paths:
+        try:
+            inputs.append(preprocess_file(path, input_size))
+        except DmlcsrError as exc:
+            broken.append(f"{path.name} ({str(exc).split(';')[0].removeprefix(str(path)).strip(' :')})")
+    if broken:
+        raise DmlcsrError(f"{len(broken)} of {len(paths)} calibration images in {directory} are unreadable: "
+                          f"{', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}; fix or remove them")
+    if len(inputs) < min_images:
+        raise DmlcsrError(f"--calib {directory} holds {len(inputs)} image(s); INT8 calibration needs at least "
+                          f"{min_images} (a few hundred representative face photos are best)")
+    return inputs
+
+
+def quantize_int8(fp32_onnx: str | os.PathLike, output: str | os.PathLike, inputs: Sequence[np.ndarray],
+                  method: str = "percentile") -> Path:
+    """Write the INT8 QDQ model of ``fp32_onnx`` calibrated on ``inputs`` to ``output``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+               "minmax": CalibrationMethod.MinMax}
+    if method not in methods:
+        raise DmlcsrError(f"unknown calibration method {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+    if not inputs:
+        raise DmlcsrError("no calibration inputs; pass --calib DIR with face photos")
+    meta = read_metadata(fp32_onnx)
+    if meta.precision != "fp32":
+        raise DmlcsrError(f"{fp32_onnx} is already {meta.precision}; quantize the FP32 export")
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="dmlcsr-int8-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quant_pre_process(str(fp32_onnx), str(prepared), skip_optimization=True)
+        quantize_static(
+            str(prepared), str(output), FaceCalibrationReader(inputs), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES), per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibStridedMinMax": 1,
+                           "CalibTensorRangeSymmetric": True})
+    model = onnx.load(str(output))
+    set_metadata(model, _int8_metadata(meta, method, len(inputs)))
+    onnx.save(model, str(output))
+    onnx.checker.check_model(str(output), full_check=True)
+    return output
+
+
+def _int8_metadata(meta: ModelMetadata, method: str, images: int) -> ModelMetadata:
+    extra = {**meta.extra, "calibration": {"method": method, "images": images,
+                                           "quantized_ops": list(QUANTIZED_OP_TYPES)}}
+    return replace(meta, precision="int8-qdq", extra=extra)
