@@ -11,9 +11,9 @@ class in one array: the pixel's own class on its edges, 0 elsewhere (so edges of
 background class read 0, like non-edges, as in the official training targets).
 
 Edges are computed on the fly, after the augmentation warp, at the network's input size:
-that keeps them aligned with the warped labels whatever the rotation and costs about a
-millisecond for a 473x473 map, so no cache is needed (the official code warps
-pre-computed edge PNGs with bilinear interpolation instead).
+that keeps them aligned with the warped labels whatever the rotation, and costs about 2 ms
+for a 473x473 map (against ~40 ms to read and warp the sample), so no cache is needed.
+The official code instead warps pre-computed edge PNGs bilinearly with the image.
 """
 
 from __future__ import annotations
