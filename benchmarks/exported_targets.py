@@ -5,6 +5,7 @@ into the bench's work folder and reused by later runs with the same weights and 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dmlcsr.benchmarks.environment import int8_note
@@ -21,50 +22,74 @@ def artefact_path(model: BenchModel, ctx: BenchContext, kind: str, suffix: str =
 
 
 def reusable(path: Path, model: BenchModel) -> bool:
-    """An artefact from an earlier run counts only if it came from the same weights."""
+    """An artefact from an earlier run counts only if it came from the same weights (and,
+    for an engine, the same TensorRT release and GPU architecture)."""
     if not path.is_file():
         return False
-    from dmlcsr.export.onnx_export import read_metadata
-
     try:
-        extra = read_metadata(path).extra
+        extra = engine_metadata(path).extra if path.suffix == ".engine" else _onnx_metadata(path).extra
     except DmlcsrError:
         return False
     return extra.get("network") == model.name and extra.get("weights") == model.weights
 
 
+def _onnx_metadata(path: Path):
+    from dmlcsr.export.onnx_export import read_metadata
+
+    return read_metadata(path)
+
+
+def engine_metadata(path: Path):
+    """The engine's metadata, or DmlcsrError if it was built elsewhere."""
+    import tensorrt
+    import torch
+
+    from dmlcsr.runtime.backends.tensorrt_backend import check_engine_compatible
+
+    major, minor = torch.cuda.get_device_capability()
+    return check_engine_compatible(path, tensorrt.__version__, f"{major}.{minor}")
+
+
+def cached(model: BenchModel, ctx: BenchContext, kind: str, make: Callable[[Path], object],
+           suffix: str = ".onnx") -> Path:
+    """The artefact ``kind`` of ``model``: from this run, from an earlier one with the same
+    weights, or made now by ``make(path)``."""
+    key = (model.name, kind)
+    if key not in ctx.artefacts:
+        path = artefact_path(model, ctx, kind, suffix)
+        if not reusable(path, model):
+            make(path)
+        ctx.artefacts[key] = path
+    return ctx.artefacts[key]
+
+
 def fp32_onnx(model: BenchModel, ctx: BenchContext) -> Path:
     """The FP32 ONNX file dmlcsr-export writes for ``model`` (EAGRNet's logits output only)."""
-    key = (model.name, "fp32")
-    if key in ctx.artefacts:
-        return ctx.artefacts[key]
-    path = artefact_path(model, ctx, "fp32")
-    if not reusable(path, model):
-        from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
+    from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
 
-        meta = deploy_metadata(model.num_classes, input_size=ctx.input_size, network=model.name,
-                               weights=model.weights)
-        export_onnx(model.exportable(), path, meta, input_size=ctx.input_size)
-    ctx.artefacts[key] = path
-    return path
+    meta = deploy_metadata(model.num_classes, input_size=ctx.input_size, network=model.name, weights=model.weights)
+    return cached(model, ctx, "fp32", lambda path: export_onnx(model.exportable(), path, meta, ctx.input_size))
 
 
 def int8_onnx(model: BenchModel, ctx: BenchContext) -> Path:
     """The INT8 QDQ ONNX file dmlcsr-export makes from the FP32 one, calibrated (its default
     method) on the real face photos shipped with dmlcsr, preprocessed as the runtime does."""
-    key = (model.name, "int8")
-    if key in ctx.artefacts:
-        return ctx.artefacts[key]
-    path = artefact_path(model, ctx, "int8")
-    if not reusable(path, model):
-        from dmlcsr.export.face_inputs import default_image_dir
-        from dmlcsr.export.quantize import load_calibration_inputs, quantize_int8
+    from dmlcsr.export.face_inputs import default_image_dir
+    from dmlcsr.export.quantize import load_calibration_inputs, quantize_int8
 
+    def make(path: Path) -> None:
         if ctx.calibration is None:
             ctx.calibration = load_calibration_inputs(default_image_dir(), ctx.input_size)
         quantize_int8(fp32_onnx(model, ctx), path, ctx.calibration)
-    ctx.artefacts[key] = path
-    return path
+
+    return cached(model, ctx, "int8", make)
+
+
+def fp16_onnx(model: BenchModel, ctx: BenchContext) -> Path:
+    """The FP16 twin dmlcsr-export writes (TensorRT >= 11 builds fp16 engines from it)."""
+    from dmlcsr.export.fp16 import convert_fp16
+
+    return cached(model, ctx, "fp16", lambda path: convert_fp16(fp32_onnx(model, ctx), path))
 
 
 def ort_session(path: Path, providers: list, threads: int | None):
@@ -113,10 +138,6 @@ class OrtCpuInt8(OrtCpu):
     name = "ort-cpu-int8"
     description = "ONNX Runtime, CPU EP, INT8 QDQ ONNX (static quantisation on real faces)"
 
-    def skip_reason(self, ctx: BenchContext) -> str | None:
-        return super().skip_reason(ctx) or missing_module(
-            "dmlcsr.export.quantize", "this dmlcsr has no INT8 quantisation yet")
-
     def artefact(self, model: BenchModel, ctx: BenchContext) -> Path:
         return int8_onnx(model, ctx)
 
@@ -154,8 +175,28 @@ class OrtCudaFp32(Target):
         return Prepared(lambda: session.run_with_iobinding(binding), note="no host copies (I/O binding)")
 
 
+class OnnxSources(Mapping):
+    """The ONNX files of one model by precision, each made only when the engine builder
+    asks for it (TensorRT 10 builds fp16 from the fp32 file, TensorRT 11 from the fp16 one)."""
+
+    makers = {"fp32": fp32_onnx, "fp16": fp16_onnx, "int8-qdq": int8_onnx}
+
+    def __init__(self, model: BenchModel, ctx: BenchContext) -> None:
+        self.model, self.ctx = model, ctx
+
+    def __getitem__(self, precision: str) -> Path:
+        return self.makers[precision](self.model, self.ctx)
+
+    def __iter__(self):
+        return iter(self.makers)
+
+    def __len__(self) -> int:
+        return len(self.makers)
+
+
 class TensorRt(Target):
-    """An engine built by dmlcsr.export's TensorRT builder, run by the runtime's backend."""
+    """A fixed-batch engine built by dmlcsr.export.tensorrt_build (timing cache shared in
+    the work folder), run by the runtime's TensorRT backend."""
 
     device = "cuda"
     precision = "fp16"
@@ -164,20 +205,22 @@ class TensorRt(Target):
         from dmlcsr.benchmarks.torch_targets import no_gpu_reason
 
         return (missing_module("tensorrt", "pip install 'dmlcsr[trt]' on a machine with an NVIDIA GPU")
-                or no_gpu_reason()
-                or missing_module("dmlcsr.export.tensorrt", "this dmlcsr has no TensorRT builder yet"))
+                or no_gpu_reason())
+
+    def engine(self, model: BenchModel, batch: int, ctx: BenchContext) -> Path:
+        from dmlcsr.export.tensorrt_build import BatchProfile, build_engine, build_plan
+
+        def make(path: Path) -> None:
+            source, strongly_typed = build_plan(OnnxSources(model, ctx), self.precision)
+            build_engine(source, path, self.precision, BatchProfile(batch, batch, batch), strongly_typed,
+                         timing_cache=ctx.work_dir / "tensorrt.timing-cache")
+
+        return cached(model, ctx, f"trt-{self.precision}-b{batch}", make, ".engine")
 
     def prepare(self, model: BenchModel, batch: int, ctx: BenchContext) -> Prepared:
-        from dmlcsr.export.tensorrt import build_engine
         from dmlcsr.runtime.backends.tensorrt_backend import TensorRTBackend
 
-        key = (model.name, f"trt-{self.precision}-b{batch}")
-        if key not in ctx.artefacts:
-            onnx_path = int8_onnx(model, ctx) if self.precision == "int8" else fp32_onnx(model, ctx)
-            engine = artefact_path(model, ctx, f"{self.precision}-b{batch}", ".engine")
-            ctx.artefacts[key] = build_engine(onnx_path, engine, precision=self.precision,
-                                              batch=(batch, batch, batch))
-        backend = TensorRTBackend(ctx.artefacts[key], device="cuda")
+        backend = TensorRTBackend(self.engine(model, batch, ctx), device="cuda")
         feeds = {backend.inputs[0].name: ctx.example_batch(batch)}
         return Prepared(lambda: backend.run(feeds), note="includes host<->GPU copies of input and logits")
 

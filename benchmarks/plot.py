@@ -53,14 +53,16 @@ def parts_panel(ax, backend: str, summary: dict) -> None:
     """Stacked bars: the shared backbone, then each network's own parts."""
     parts = [p for p in summary["parts"] if p["part_of"] is None]
     backbone = next(p for p in parts if p["model"] == "backbone")
+    tallest = max(sum(p["median_ms"] for p in parts if p["model"] in (m, "backbone")) for m in (DMLCSR, EAGRNET))
     for x, model in enumerate((DMLCSR, EAGRNET)):
         bottom = backbone["median_ms"]
         ax.bar(x, bottom, 0.6, color="#bbbbbb", label="backbone (shared)" if x == 0 else None)
         for index, part in enumerate(p for p in parts if p["model"] == model):
             ax.bar(x, part["median_ms"], 0.6, bottom=bottom, color=COLORS[model], alpha=0.9 if index % 2 else 0.55,
                    edgecolor="white")
-            ax.text(x, bottom + part["median_ms"] / 2, f"{part['part']} {part['median_ms']:.0f}", ha="center",
-                    va="center", fontsize=8)
+            if part["median_ms"] > 0.035 * tallest:  # small parts stay unlabelled rather than overlap
+                ax.text(x, bottom + part["median_ms"] / 2, f"{part['part']} {part['median_ms']:.0f}", ha="center",
+                        va="center", fontsize=8)
             bottom += part["median_ms"]
     ax.set_xticks([0, 1], [DMLCSR, EAGRNET])
     ax.set_ylabel("median ms, each part timed alone")
