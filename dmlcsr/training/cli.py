@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -122,6 +123,8 @@ def train_main(data, out, layout, train_split, val_split, num_classes, input_siz
         result = train(config)
     except DmlcsrError as exc:
         _fail(exc)
+    if int(os.environ.get("RANK", "0")):
+        return  # under torchrun, rank 0 reports
     if result.best_score is not None:
         click.echo(f"best.pth: {result.best_source} after epoch {result.best_epoch}, score {result.best_score:.4f}")
     click.echo(f"wrote {Path(out) / 'best.pth'} and {Path(out) / 'last.pth'}")
