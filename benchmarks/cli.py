@@ -74,7 +74,7 @@ def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size:
 
     \b
     Examples:
-      dmlcsr-bench --quick                                  # a few minutes on a CPU
+      dmlcsr-bench --quick          # ~30 min on 2 CPU cores (exports, INT8 calibration, emulated bf16)
       dmlcsr-bench --backends torch-cpu-fp32,ort-cpu-fp32 --batch-sizes 1,4
       dmlcsr-bench --backends torch-cuda-fp16-graph,tensorrt-fp16 --min-seconds 20
       dmlcsr-bench --list-backends

@@ -1,6 +1,6 @@
 """PyTorch targets: eager CPU fp32 (the reference), CPU bf16 autocast with channels-last
-(AMX on recent Xeons), and on a CUDA GPU: eager fp32 as the paper ran it, then fp32 and
-fp16 with channels-last captured into CUDA graphs (no per-kernel launch cost)."""
+(AMX on recent Xeons), and on a CUDA GPU: plain eager fp32 as research code runs, then
+fp32 and fp16 with channels-last captured into CUDA graphs (no per-kernel launch cost)."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def capture_graph(network: nn.Module, x: torch.Tensor):
 
 class TorchCudaFp32Eager(TorchCuda):
     name = "torch-cuda-fp32"
-    description = "PyTorch eager, CUDA, float32 (NCHW), as the paper timed it"
+    description = "PyTorch eager, CUDA, float32 (NCHW): the plain research-code setting"
 
 
 class TorchCudaFp32Graph(TorchCuda):
