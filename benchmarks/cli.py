@@ -60,11 +60,12 @@ def list_targets() -> str:
               help="Where exported ONNX files and engines go (reused when the weights match).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("benchmarks/results"), show_default=True,
               help="Folder for the JSON results and the PNG plot.")
+@click.option("--tag", default="", help="Appended to the result file names, e.g. --tag threads1.")
 @click.option("--list-backends", is_flag=True, help="List the backends and exit.")
 def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size: int, num_classes: int, warmup: int,
          iterations: int, min_seconds: float, modules: bool, end_to_end: bool, photo: Path | None,
          dmlcsr_ckpt: Path | None, eagrnet_ckpt: Path | None, threads: int | None, work_dir: Path, out: Path,
-         list_backends: bool) -> None:
+         tag: str, list_backends: bool) -> None:
     """Time deployed DML-CSR against the full EAGRNet on every backend present.
 
     Both networks run in the same process, interleaved call by call, at 1x3x473x473 by
@@ -87,6 +88,9 @@ def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size:
     from dmlcsr.benchmarks.run import BenchSettings, run_bench
 
     try:
+        if input_size < 64:
+            raise DmlcsrError(f"--input-size {input_size} is too small for the stride-8 backbones; use 473 (the "
+                              "paper's) or at least 64")
         settings = BenchSettings(
             input_size=input_size, num_classes=num_classes,
             targets=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
@@ -94,10 +98,7 @@ def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size:
             schedule=QUICK if quick else Schedule(warmup, iterations, min_seconds),
             module_schedule=QUICK_PARTS if quick else Schedule(1, max(3, iterations // 2)),
             modules=modules, end_to_end=end_to_end, photo=photo, dmlcsr_ckpt=dmlcsr_ckpt,
-            eagrnet_ckpt=eagrnet_ckpt, work_dir=work_dir, threads=threads, quick=quick)
-        if input_size < 64:
-            raise DmlcsrError(f"--input-size {input_size} is too small for the stride-8 backbones; use 473 (the "
-                              "paper's) or at least 64")
+            eagrnet_ckpt=eagrnet_ckpt, work_dir=work_dir, threads=threads, quick=quick, tag=tag)
         report = run_bench(settings, log=lambda message: click.echo(message, err=True))
         path = write_json(report, out)
         plot = plot_report(report, path.with_suffix(".png"))

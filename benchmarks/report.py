@@ -93,10 +93,16 @@ def format_report(report: dict) -> str:
 
 
 def result_stem(report: dict) -> str:
-    """e.g. 2026-11-24_amd-epyc-2-cores_quick: date, device, and the run's kind."""
-    label = re.sub(r"[^a-z0-9]+", "-", device_label(report["environment"]).lower()).strip("-")
-    kind = "_quick" if report["settings"]["quick"] else ""
-    return f"{report['environment']['date'][:10]}_{label}{kind}"
+    """e.g. 2026-11-24_amd-epyc-2-cores_quick: date, device, the run's kind and its tag."""
+    settings = report["settings"]
+    label = slug(device_label(report["environment"]))
+    kind = "_quick" if settings["quick"] else ""
+    tag = f"_{slug(settings['tag'])}" if settings.get("tag") else ""
+    return f"{report['environment']['date'][:10]}_{label}{kind}{tag}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def write_json(report: dict, out_dir: Path) -> Path:

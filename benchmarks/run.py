@@ -39,6 +39,7 @@ class BenchSettings:
     work_dir: Path = Path(".dmlcsr-bench")
     threads: int | None = None
     quick: bool = False
+    tag: str = ""
 
     def batches_for(self, target: Target) -> tuple[int, ...]:
         return self.batch_sizes or DEFAULT_BATCHES[target.device]
