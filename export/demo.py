@@ -1,0 +1,109 @@
+"""``dmlcsr-demo``: the toolkit's main job end to end on a built-in default.
+
+checkpoint -> FP32 ONNX -> INT8 QDQ ONNX -> parity against PyTorch -> parse the example
+photos with the torch-free runtime -> overlays. With no ``--ckpt`` it makes the demo
+checkpoint (dmlcsr.demo_model: seeded weights fitted to the example photos, labels that
+vary in space but mean nothing), so it runs on a fresh machine with no download.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from dmlcsr.checkpoint import load_dml_csr
+from dmlcsr.demo_model import EXAMPLE_FACES, make_demo_model
+from dmlcsr.errors import DmlcsrError
+from dmlcsr.export.compare import format_report
+from dmlcsr.export.face_inputs import list_images
+from dmlcsr.export.onnx_export import check_writable_dir, deploy_metadata, export_onnx
+from dmlcsr.export.quantize import MIN_CALIBRATION_IMAGES, load_calibration_inputs, quantize_int8
+from dmlcsr.export.verify import verify_artefacts
+from dmlcsr.runtime.cli import collect_jobs, photo_options, write_label_legend
+from dmlcsr.runtime.faces.files import run_photo_images
+from dmlcsr.runtime.faces.photo import MIN_FACE
+from dmlcsr.runtime.parser import FaceParser
+
+
+def _step(title: str) -> float:
+    click.secho(f"\n== {title}", bold=True)
+    return time.perf_counter()
+
+
+def _done(start: float, what: str) -> None:
+    click.echo(f"   {what} ({time.perf_counter() - start:.1f} s)")
+
+
+def make_checkpoint(out: Path) -> Path:
+    """Build and save the demo checkpoint (deploy build, 19 classes)."""
+    path = out / "demo-checkpoint.pth"
+    torch.save(make_demo_model(19, seed=0).state_dict(), path)
+    return path
+
+
+def parse_examples(model_path: Path, images: list[Path], out: Path) -> list[str]:
+    """Parse each photo face by face, as ``dmlcsr-parse MODEL IMAGES --overlay`` does."""
+    parser = FaceParser(model_path, device="cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    write_label_legend(parser, out)
+    options = photo_options("auto", None, "0.2,0.2,0.4,0.2", MIN_FACE, "cpu", None)
+    return run_photo_images(parser, collect_jobs(images), out, options, with_overlay=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--ckpt", type=click.Path(path_type=Path), default=None,
+              help="Your DML-CSR checkpoint (best.pth). Default: make the demo checkpoint (labels meaningless).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("dmlcsr-demo"), show_default=True,
+              help="Folder for everything the demo writes.")
+@click.option("--images", type=click.Path(path_type=Path), default=EXAMPLE_FACES, show_default=True,
+              help="Face photos to calibrate INT8 on, verify with and parse.")
+@click.option("--int8/--no-int8", default=True, show_default=True, help="Also make and verify the INT8 QDQ model.")
+def main(ckpt: Path | None, out: Path, images: Path, int8: bool) -> None:
+    """Run the toolkit's main job end to end: checkpoint -> ONNX (FP32, INT8) -> parity
+    against PyTorch -> parse the example photos -> overlays.
+
+    \b
+    Examples:
+      dmlcsr-demo                          # built-in demo checkpoint, example photos
+      dmlcsr-demo --ckpt best.pth --out demo
+    """
+    try:
+        check_writable_dir(out)
+        photos = list_images(images)
+        if ckpt is None:
+            start = _step("making the demo checkpoint (seeded DML-CSR fitted to the example photos)")
+            ckpt = make_checkpoint(out)
+            _done(start, f"wrote {ckpt}")
+        start = _step(f"exporting {ckpt} to ONNX")
+        model, report = load_dml_csr(ckpt)
+        artefacts = [export_onnx(model, out / "dmlcsr-fp32.onnx", deploy_metadata(report.num_classes, report.sha256))]
+        _done(start, f"wrote {artefacts[0]} ({artefacts[0].stat().st_size / 2**20:.0f} MiB)")
+        if int8:
+            start = _step(f"INT8 QDQ, calibrated on {len(photos)} photos")
+            inputs = load_calibration_inputs(images, 473, min_images=min(len(photos), MIN_CALIBRATION_IMAGES))
+            artefacts.append(quantize_int8(artefacts[0], out / "dmlcsr-int8.onnx", inputs))
+            _done(start, f"wrote {artefacts[1]} ({artefacts[1].stat().st_size / 2**20:.0f} MiB)")
+        start = _step("verifying against PyTorch on the same inputs")
+        reports = verify_artefacts(ckpt, artefacts, photos, progress=True)
+        for parity in reports:
+            click.echo(format_report(parity))
+        (out / "parity.json").write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        _done(start, f"wrote {out / 'parity.json'}")
+        start = _step("parsing the photos with the torch-free runtime (faces found by CenterFace)")
+        skipped = parse_examples(artefacts[0], photos, out / "parsed")
+        _done(start, f"label maps, face boxes and overlays in {out / 'parsed'}")
+    except DmlcsrError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.secho(f"\ndone: everything is in {out}/ (open parsed/*_overlay.jpg to look)", bold=True)
+    if skipped or not all(r.passed for r in reports):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
