@@ -23,7 +23,7 @@ from dmlcsr.export.onnx_export import (
     export_onnx,
 )
 from dmlcsr.export.quantize import load_calibration_inputs
-from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile
+from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile, import_tensorrt
 
 ONNX_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
 
@@ -82,6 +82,8 @@ def _check_options(options: ExportOptions) -> None:
                           "add the option that makes it or pick another")
     if options.workspace_mib < 1:
         raise DmlcsrError(f"--workspace-mib must be positive, not {options.workspace_mib}")
+    if options.engines:
+        import_tensorrt()  # fail now, not after the ONNX work
 
 
 def make_demo_checkpoint(out: Path, log: Callable[[str], None]) -> Path:
@@ -146,7 +148,9 @@ def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print
         from dmlcsr.export.triton import write_repository
 
         source = _triton_source(options.triton_model, onnx_files, engines)
-        step("triton", source.name, lambda: write_repository(source, options.triton, options.batch))
+        served = next(f"{kind} {p}" for kind, files in (("onnx", onnx_files), ("engine", engines))
+                      for p, path in files.items() if path == source)
+        step("triton", served, lambda: write_repository(source, options.triton, options.batch))
     return written
 
 

@@ -84,7 +84,7 @@ def export_main(ckpt, out, fp16, int8, calib, calib_method, calib_limit, batch, 
         _fail(exc)
     click.echo("\nwritten:")
     for artefact in written:
-        click.echo(f"  {artefact.kind:<10} {artefact.precision:<9} {artefact.megabytes:8.1f} MB  "
+        click.echo(f"  {artefact.kind:<10} {artefact.precision:<13} {artefact.megabytes:8.1f} MB  "
                    f"{artefact.seconds:6.1f} s  {artefact.path}")
     if verify:
         checkpoint = ckpt or next(a.path for a in written if a.kind == "checkpoint")
@@ -115,22 +115,26 @@ Agreement is checked at the network's output size and after the official upsampl
               help="Where ONNX Runtime runs the ONNX models (engines always run on the GPU).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Also write the reports as JSON.")
-def verify_main(ckpt, artefacts, images, limit, batch_size, device, json_path) -> None:
+@click.option("--qdq-math/--no-qdq-math", default=True, show_default=True,
+              help="For INT8 QDQ models, also report their unfused QDQ arithmetic (what TensorRT computes), "
+                   "apart from ONNX Runtime's fused int8 CPU kernels.")
+def verify_main(ckpt, artefacts, images, limit, batch_size, device, json_path, qdq_math) -> None:
     """Run the checkpoint in PyTorch and each artefact on the same preprocessed face photos
     and print, per artefact, the logit differences and the label agreement (overall and per class)."""
-    sys.exit(_verify(ckpt, list(artefacts), images, batch_size, device, json_path, limit))
+    sys.exit(_verify(ckpt, list(artefacts), images, batch_size, device, json_path, limit, qdq_math))
 
 
 def _verify(ckpt: Path, artefacts: list[Path], images: Path | None, batch_size: int, device: str,
-            json_path: Path | None, limit: int | None) -> int:
+            json_path: Path | None, limit: int | None, qdq_math: bool = True) -> int:
     from dmlcsr.export.compare import format_report
     from dmlcsr.export.face_inputs import default_image_dir, list_images
     from dmlcsr.export.verify import verify_artefacts
 
     try:
         paths = list_images(images or default_image_dir())[:limit]
-        click.echo(f"verifying {len(artefacts)} artefact(s) against {ckpt} on {len(paths)} photos")
-        reports = verify_artefacts(ckpt, artefacts, paths, batch_size, device, progress=True)
+        click.echo(f"verifying {len(artefacts)} artefact(s) against {ckpt} (PyTorch fp32, CPU) on {len(paths)} "
+                   "photos")
+        reports = verify_artefacts(ckpt, artefacts, paths, batch_size, device, progress=True, qdq_math=qdq_math)
     except DmlcsrError as exc:
         _fail(exc)
     for report in reports:

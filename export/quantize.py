@@ -7,7 +7,8 @@ made for TensorRT: symmetric int8 for activations and weights (TensorRT accepts 
 points of 0 only), per-channel weight scales, and Q/DQ pairs around the weighted ops
 (Conv, MatMul) only: the rest (LeakyReLU, Add, Resize, Concat...) stays in float, where
 TensorRT fuses it into the int8 kernels' epilogues anyway, and each extra Q/DQ would only
-add rounding error.
+add rounding error. Biases stay float: TensorRT's parser rejects the int32
+DequantizeLinear that ONNX Runtime writes for quantized biases (onnx-tensorrt #850).
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def quantize_int8(fp32_onnx: str | os.PathLike, output: str | os.PathLike, input
             str(prepared), str(output), FaceCalibrationReader(inputs), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OP_TYPES), per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibStridedMinMax": 1,
-                           "CalibTensorRangeSymmetric": True})
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "CalibStridedMinMax": 1, "CalibTensorRangeSymmetric": True})
     model = onnx.load(str(output))
     set_metadata(model, _int8_metadata(meta, method, len(inputs)))
     onnx.save(model, str(output))

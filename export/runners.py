@@ -7,6 +7,7 @@ Every runner takes N x 3 x S x S float32 and returns N x C x h x w float32 logit
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol
 
@@ -42,17 +43,16 @@ class TorchRunner:
             return self.model(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
 
 
-class BackendRunner:
-    """An exported artefact run through a dmlcsr.runtime backend; knows its own metadata."""
+class ArtefactRunner(ABC):
+    """An exported artefact with its dmlcsr metadata; subclasses say how it is run."""
 
-    def __init__(self, path: Path, backend: Backend) -> None:
-        if backend.metadata is None:
+    def __init__(self, path: Path, metadata: ModelMetadata | None, engine: str) -> None:
+        if metadata is None:
             raise DmlcsrError(f"{path} carries no dmlcsr metadata, so its preprocessing and classes are "
                               "unknown; verify artefacts written by dmlcsr-export")
         self.path = path
-        self.backend = backend
-        self.metadata: ModelMetadata = backend.metadata
-        self.name = f"{path.name} [{backend.name}]"
+        self.metadata: ModelMetadata = metadata
+        self.name = f"{path.name} [{engine}]"
 
     @property
     def input_size(self) -> int:
@@ -62,8 +62,39 @@ class BackendRunner:
                               "only (as dmlcsr-export writes them)")
         return int(height)
 
+    @abstractmethod
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """N x 3 x S x S float32 -> N x C x h x w float32 logits."""
+
+
+class BackendRunner(ArtefactRunner):
+    """The artefact through a dmlcsr.runtime backend: exactly what the runtime will compute."""
+
+    def __init__(self, path: Path, backend: Backend) -> None:
+        super().__init__(path, backend.metadata, backend.name)
+        self.backend = backend
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.backend.run_single(batch), dtype=np.float32)
+
+
+class QdqMathRunner(ArtefactRunner):
+    """A QDQ model's own arithmetic: ONNX Runtime with graph optimisations off, so each
+    DequantizeLinear -> float op -> QuantizeLinear runs as written, as TensorRT's exact
+    int32-accumulating int8 kernels compute it. Its fused int8 CPU kernels can differ:
+    on x86 CPUs without VNNI they multiply u8 x s8 pairs into saturating int16 sums."""
+
+    def __init__(self, artefact: ArtefactRunner) -> None:
+        import onnxruntime as ort
+
+        super().__init__(artefact.path, artefact.metadata, "onnxruntime, QDQ math unfused")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.session = ort.InferenceSession(str(artefact.path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        inputs = {self.metadata.input_name: np.ascontiguousarray(batch, np.float32)}
+        return np.asarray(self.session.run([self.metadata.output_name], inputs)[0], dtype=np.float32)
 
 
 def open_artefact(path: str | os.PathLike, device: str = "auto") -> BackendRunner:

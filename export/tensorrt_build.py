@@ -103,6 +103,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
                           "with a lower --opset or report the failing node")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 rounds to 10 mantissa bits: not an fp32 engine
     if not strongly_typed:
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
@@ -152,7 +154,7 @@ def sidecar_path(engine_path: str | os.PathLike) -> Path:
 
 def write_sidecar(engine_path: str | os.PathLike, meta: ModelMetadata, record: dict) -> Path:
     """The model metadata with ``extra["tensorrt"] = record``, as JSON beside the engine."""
-    precision = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}[record["precision"]]
     side = sidecar_path(engine_path)
-    side.write_text(replace(meta, precision=precision, extra={**meta.extra, "tensorrt": record}).to_json())
+    side.write_text(replace(meta, precision=SOURCE_PRECISION[record["precision"]],
+                            extra={**meta.extra, "tensorrt": record}).to_json())
     return side

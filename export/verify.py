@@ -14,13 +14,15 @@ from dmlcsr.checkpoint import load_dml_csr
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.compare import ParityAccumulator, ParityReport
 from dmlcsr.export.face_inputs import batches
-from dmlcsr.export.runners import BackendRunner, TorchRunner, open_artefact
+from dmlcsr.export.runners import ArtefactRunner, QdqMathRunner, TorchRunner, open_artefact
 
 
 def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os.PathLike],
                      images: Sequence[Path], batch_size: int = 2, device: str = "auto",
-                     progress: bool = False) -> list[ParityReport]:
-    """One ParityReport per artefact, each against the checkpoint run in PyTorch (fp32, CPU).
+                     progress: bool = False, qdq_math: bool = True) -> list[ParityReport]:
+    """One ParityReport per artefact, each against the checkpoint run in PyTorch (fp32, CPU);
+    with ``qdq_math``, INT8 QDQ ONNX files get a second report of their unfused QDQ
+    arithmetic (see QdqMathRunner), which tells quantization error from CPU kernel error.
 
     All artefacts are opened before any work so a bad one fails fast; inputs and reference
     logits are computed once per input size and shared by the artefacts of that size.
@@ -30,7 +32,12 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
     if batch_size < 1:
         raise DmlcsrError(f"--batch-size must be at least 1, not {batch_size}")
     model, load = load_dml_csr(checkpoint)
-    runners = [open_artefact(path, device) for path in artefacts]
+    runners: list[ArtefactRunner] = []
+    for path in artefacts:
+        runner = open_artefact(path, device)
+        runners.append(runner)
+        if qdq_math and runner.metadata.precision == "int8-qdq" and runner.path.suffix == ".onnx":
+            runners.append(QdqMathRunner(runner))
     for runner in runners:
         if runner.metadata.num_classes != load.num_classes:
             raise DmlcsrError(f"{runner.path} predicts {runner.metadata.num_classes} classes but {checkpoint} "
@@ -58,7 +65,7 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
     return reports
 
 
-def _run_checked(runner: BackendRunner, batch: np.ndarray, expected_shape: tuple[int, ...]) -> np.ndarray:
+def _run_checked(runner: ArtefactRunner, batch: np.ndarray, expected_shape: tuple[int, ...]) -> np.ndarray:
     out = runner(batch)
     if out.shape != expected_shape:
         raise DmlcsrError(f"{runner.path} returned logits of shape {out.shape}, PyTorch {expected_shape}; "
