@@ -100,7 +100,8 @@ Examples:
 \b
 Thresholds (exit status 1 past any of them): FP32 max |logit diff| <= 1e-4 x max(1, max
 |logit|) and label agreement >= 99.99 %; FP16 agreement >= 99.9 %; INT8 >= 99.0 %.
-Agreement is checked at the network's output size and after the official upsample.
+Agreement is checked on the labels after the official upsample (the network's output-size
+agreement is reported beside it).
 """
 
 

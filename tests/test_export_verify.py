@@ -52,6 +52,9 @@ def test_flipped_pixels_are_counted_at_both_resolutions_and_per_class():
         assert item.agreement == pytest.approx((full_cand[mask] == c).mean())
     assert report.per_class[2].agreement == 1.0  # class 2 only gained pixels
     assert report.max_abs_diff > 5
+    assert report.agreement_labels < 0.99 and not report.passed  # INT8 needs 99 % of the labels
+    assert report.failures == [f"label agreement {report.agreement_labels:.4%} (after the official upsample) "
+                               "is under 99.00%"]
 
 
 def test_thresholds_decide_pass_and_fail():
