@@ -9,5 +9,5 @@ cd "$(dirname "$0")"
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[export]"
+python -m pip install -q -e ".[export,test]"
 dmlcsr-demo --out "${1:-dmlcsr-demo}"
