@@ -19,17 +19,17 @@ LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "tensorrt", "num
 
 
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """Model name, logical cores and the CPU_FLAGS present (Linux; 'unknown' elsewhere)."""
-    model, flags = None, set()
+    """Model name, family/model, logical cores and the CPU_FLAGS present (Linux)."""
+    fields: dict[str, str] = {}
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = (part.strip() for part in line.partition(":"))
-            if key == "model name" and model is None:
-                model = value
-            elif key == "flags" and not flags:
-                flags = set(value.split())
-    model = model or platform.processor() or "unknown"
-    return {"model": model, "logical_cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
+            fields.setdefault(key, value)  # the first processor's
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name") or platform.processor() or "unknown",
+            # virtual machines often show a bare "AMD EPYC": family/model pin the generation down
+            "family": fields.get("cpu family"), "model_id": fields.get("model"),
+            "logical_cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
             "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
             "native_int8_dot": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})}
 

@@ -15,7 +15,8 @@ def header(report: dict) -> list[str]:
     size = settings["input_size"]
     lines = [f"device: {device_label(env)}"
              + (f", driver {env['gpu'].get('driver', '?')}" if env.get("gpu") else ""),
-             f"cpu: {env['cpu']['model']}, flags {' '.join(env['cpu']['flags']) or '-'}; "
+             f"cpu: {env['cpu']['model']} (family {env['cpu'].get('family')}, model {env['cpu'].get('model_id')}), "
+             f"flags {' '.join(env['cpu']['flags']) or '-'}; "
              f"load average {env.get('load_average_start')} -> {env.get('load_average_end')}",
              f"input 1x3x{size}x{size}, {settings['num_classes']} classes, torch threads {env['torch_threads']}"]
     for name, model in report["models"].items():
