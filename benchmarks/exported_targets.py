@@ -112,7 +112,6 @@ def missing_module(name: str, hint: str) -> str | None:
 
 class OrtCpu(Target):
     device = "cpu"
-    precision = "fp32"
 
     def skip_reason(self, ctx: BenchContext) -> str | None:
         return missing_module("onnxruntime", "pip install 'dmlcsr[export]'")
@@ -186,6 +185,9 @@ class OnnxSources(Mapping):
 
     def __getitem__(self, precision: str) -> Path:
         return self.makers[precision](self.model, self.ctx)
+
+    def __contains__(self, precision: object) -> bool:  # without making the file
+        return precision in self.makers
 
     def __iter__(self):
         return iter(self.makers)
