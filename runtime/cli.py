@@ -25,7 +25,7 @@ from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.files import PhotoOptions, run_photo_images, run_photo_video
 from dmlcsr.runtime.faces.framing import Margin
 from dmlcsr.runtime.faces.photo import MIN_FACE, read_boxes
-from dmlcsr.runtime.images import IMAGE_SUFFIXES, load_image, validate_face_box
+from dmlcsr.runtime.images import IMAGE_SUFFIXES, load_image, open_video, validate_face_box
 from dmlcsr.runtime.parser import FaceParser
 from dmlcsr.runtime.visualize import overlay, write_image
 
@@ -139,12 +139,7 @@ def run_images(parser: FaceParser, jobs: list[Job], out: Path, face_box: Sequenc
 def run_video(parser: FaceParser, job: Job, out: Path, face_box: Sequence[float] | None, batch: int,
               with_overlay: bool) -> int:
     """Parse every frame of one video; label PNGs per frame, optionally an overlay video."""
-    capture = cv2.VideoCapture(str(job.source))
-    if not capture.isOpened():
-        raise DmlcsrError(f"cannot open video {job.source} (corrupt, or a codec OpenCV's FFmpeg lacks); "
-                          "convert it to MP4 (H.264) or extract frames")
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    capture, total, fps = open_video(job.source)
     writer = None
     frames_dir = out / job.name
     frames_dir.mkdir(parents=True, exist_ok=True)

@@ -125,3 +125,12 @@ def validate_face_box(box: object, image_size: tuple[int, int]) -> tuple[float, 
         raise DmlcsrError(f"face box {box!r} lies outside the {width}x{height} image; pass x, y, w, h in "
                           "this image's pixels")
     return x, y, w, h
+
+
+def open_video(path: str | Path) -> tuple[cv2.VideoCapture, int | None, float]:
+    """An opened capture, its frame count (None when the container does not say) and fps."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise DmlcsrError(f"cannot open video {path} (corrupt, or a codec OpenCV's FFmpeg lacks); "
+                          "convert it to MP4 (H.264) or extract frames")
+    return capture, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None, capture.get(cv2.CAP_PROP_FPS) or 25.0

@@ -30,7 +30,7 @@ from dmlcsr.runtime.faces.photo import (
     parse_photo,
     write_boxes,
 )
-from dmlcsr.runtime.images import load_image
+from dmlcsr.runtime.images import load_image, open_video
 from dmlcsr.runtime.parser import FaceParser
 from dmlcsr.runtime.visualize import MIN_OVERLAY_HEIGHT, overlay, write_image
 
@@ -92,12 +92,7 @@ def run_photo_images(parser: FaceParser, jobs: list, out: Path, options: PhotoOp
 def run_photo_video(parser: FaceParser, job, out: Path, options: PhotoOptions, with_overlay: bool,
                     fourcc: str) -> int:
     """Parse the faces of every frame of one video; returns the number of frames."""
-    capture = cv2.VideoCapture(str(job.source))
-    if not capture.isOpened():
-        raise DmlcsrError(f"cannot open video {job.source} (corrupt, or a codec OpenCV's FFmpeg lacks); "
-                          "convert it to MP4 (H.264) or extract frames")
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    capture, total, fps = open_video(job.source)
     frames_dir = out / job.name
     frames_dir.mkdir(parents=True, exist_ok=True)
     everything = list(range(parser.num_classes))  # a fixed legend keeps every frame one size
