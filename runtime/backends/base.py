@@ -32,16 +32,19 @@ class Backend(ABC):
     name: str = "backend"
     #: the dmlcsr metadata stored with the model; None for foreign models (e.g. a detector)
     metadata: ModelMetadata | None = None
+    #: I/O specs, read from the model once when a backend loads it
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
 
     @property
-    @abstractmethod
     def inputs(self) -> list[TensorSpec]:
         """The model's inputs, in order."""
+        return list(self._inputs)
 
     @property
-    @abstractmethod
     def outputs(self) -> list[TensorSpec]:
         """The model's outputs, in order."""
+        return list(self._outputs)
 
     @abstractmethod
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

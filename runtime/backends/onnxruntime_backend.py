@@ -60,14 +60,6 @@ class OnnxRuntimeBackend(Backend):
         shape = tuple(d if isinstance(d, int) else None for d in node.shape)
         return TensorSpec(node.name, shape, np.dtype(ORT_TYPES.get(node.type, np.float32)))
 
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """InferenceSession.run is thread-safe, so no lock is needed here."""
         specs = {s.name: s for s in self._inputs}

@@ -216,14 +216,6 @@ class TensorRTBackend(Backend):
             self._context.set_tensor_address(spec.name, int(self._device[spec.name]))
 
     @property
-    def inputs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
-    @property
     def batch_limits(self) -> tuple[int, int | None]:
         low, high = self._profile[self._inputs[0].name]
         return int(low[0]), int(high[0])
