@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -25,12 +24,11 @@ from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.files import PhotoOptions, run_photo_images, run_photo_video
 from dmlcsr.runtime.faces.framing import Margin
 from dmlcsr.runtime.faces.photo import MIN_FACE, read_boxes
-from dmlcsr.runtime.images import IMAGE_SUFFIXES, load_image, open_video, validate_face_box
+from dmlcsr.runtime.images import IMAGE_SUFFIXES, load_image, open_video, open_video_writer, validate_face_box
 from dmlcsr.runtime.parser import FaceParser
 from dmlcsr.runtime.visualize import overlay, write_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-VIDEO_FOURCC = "mp4v"  # encodes with every OpenCV build's FFmpeg, no licensed H.264 encoder needed
 
 EXAMPLES = """\b
 Examples:
@@ -161,7 +159,7 @@ def run_video(parser: FaceParser, job: Job, out: Path, face_box: Sequence[float]
                     if with_overlay:
                         picture = overlay(frame, label_map, parser.label_names, legend=everything)
                         if writer is None:
-                            writer = _video_writer(out / job.name.with_name(job.name.name + "_overlay.mp4"),
+                            writer = open_video_writer(out / job.name.with_name(job.name.name + "_overlay.mp4"),
                                                    fps, picture.shape[1::-1])
                         writer.write(picture)
                     index += 1
@@ -173,14 +171,6 @@ def run_video(parser: FaceParser, job: Job, out: Path, face_box: Sequence[float]
     if index == 0:
         raise DmlcsrError(f"no frame could be read from {job.source}; check the file plays, or convert it to MP4")
     return index
-
-
-def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, size)
-    if not writer.isOpened():
-        raise DmlcsrError(f"cannot write video {path}; check --out is writable")
-    return writer
 
 
 def photo_options(faces: str, detector: Path | None, margin: str, min_face: float, device: str,
@@ -252,7 +242,7 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
                 if photos is None:
                     run_video(parser, job, out, box, batch, overlay)
                 else:
-                    run_photo_video(parser, job, out, photos, overlay, VIDEO_FOURCC)
+                    run_photo_video(parser, job, out, photos, overlay)
             except DmlcsrError as exc:
                 skipped.append(f"{job.source}: {exc}")
                 click.echo(f"skipped {job.source}: {exc}", err=True)

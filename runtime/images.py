@@ -134,3 +134,15 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, int | None, float]:
         raise DmlcsrError(f"cannot open video {path} (corrupt, or a codec OpenCV's FFmpeg lacks); "
                           "convert it to MP4 (H.264) or extract frames")
     return capture, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None, capture.get(cv2.CAP_PROP_FPS) or 25.0
+
+
+VIDEO_FOURCC = "mp4v"  # encodes with every OpenCV build's FFmpeg, no licensed H.264 encoder needed
+
+
+def open_video_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """An MP4 writer for overlay videos; a clear error when the folder is not writable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, size)
+    if not writer.isOpened():
+        raise DmlcsrError(f"cannot write video {path}; check --out is writable")
+    return writer

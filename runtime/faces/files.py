@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -30,7 +29,7 @@ from dmlcsr.runtime.faces.photo import (
     parse_photo,
     write_boxes,
 )
-from dmlcsr.runtime.images import load_image, open_video
+from dmlcsr.runtime.images import load_image, open_video, open_video_writer
 from dmlcsr.runtime.parser import FaceParser
 from dmlcsr.runtime.visualize import MIN_OVERLAY_HEIGHT, overlay, write_image
 
@@ -89,8 +88,7 @@ def run_photo_images(parser: FaceParser, jobs: list, out: Path, options: PhotoOp
     return skipped
 
 
-def run_photo_video(parser: FaceParser, job, out: Path, options: PhotoOptions, with_overlay: bool,
-                    fourcc: str) -> int:
+def run_photo_video(parser: FaceParser, job, out: Path, options: PhotoOptions, with_overlay: bool) -> int:
     """Parse the faces of every frame of one video; returns the number of frames."""
     capture, total, fps = open_video(job.source)
     frames_dir = out / job.name
@@ -109,11 +107,8 @@ def run_photo_video(parser: FaceParser, job, out: Path, options: PhotoOptions, w
                 if with_overlay:
                     picture = photo_overlay(frame, result, parser.label_names, legend=everything)
                     if writer is None:
-                        path = out / job.name.with_name(job.name.name + "_overlay.mp4")
-                        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps,
-                                                 picture.shape[1::-1])
-                        if not writer.isOpened():
-                            raise DmlcsrError(f"cannot write video {path}; check --out is writable")
+                        writer = open_video_writer(out / job.name.with_name(job.name.name + "_overlay.mp4"), fps,
+                                                   picture.shape[1::-1])
                     writer.write(picture)
                 index += 1
                 bar.update(1)
