@@ -22,7 +22,7 @@ from dmlcsr.export.onnx_export import (
     deploy_metadata,
     export_onnx,
 )
-from dmlcsr.export.quantize import load_calibration_inputs
+from dmlcsr.export.quantize import DEFAULT_PERCENTILE, load_calibration_inputs
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile, import_tensorrt
 
 ONNX_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
@@ -38,6 +38,8 @@ class ExportOptions:
     int8: bool = False
     calib: Path | None = None
     calib_method: str = "percentile"
+    calib_percentile: float = DEFAULT_PERCENTILE
+    int8_stem: bool = False
     calib_limit: int | None = None
     batch: BatchProfile = field(default_factory=lambda: BatchProfile(1, 4, 8))
     input_size: int = DEFAULT_INPUT_SIZE
@@ -86,15 +88,15 @@ def _check_options(options: ExportOptions) -> None:
         import_tensorrt()  # fail now, not after the ONNX work
 
 
-def make_demo_checkpoint(out: Path, log: Callable[[str], None]) -> Path:
+def make_demo_checkpoint(out: Path, input_size: int, log: Callable[[str], None]) -> Path:
     """Save the built-in demo model (seeded, fitted to the example photos; its labels mean
     nothing) as a checkpoint, so every artefact traces back to a real file and its sha256."""
     from dmlcsr.demo_model import make_demo_model
 
-    path = out / "demo-dmlcsr-19.pth"
+    path = out / f"demo-dmlcsr-19-{input_size}.pth"
     if not path.is_file():
         log("no --ckpt: building the demo model (seeded DML-CSR fitted to the example photos; labels mean nothing)")
-        torch.save(make_demo_model(19, seed=0).state_dict(), path)
+        torch.save(make_demo_model(19, seed=0, input_size=input_size).state_dict(), path)
     return path
 
 
@@ -104,7 +106,7 @@ def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print
     out = check_writable_dir(options.out)
     written: list[Artefact] = []
     start = time.perf_counter()
-    checkpoint = options.checkpoint or make_demo_checkpoint(out, log)
+    checkpoint = options.checkpoint or make_demo_checkpoint(out, options.input_size, log)
     if options.checkpoint is None:
         written.append(Artefact("checkpoint", "fp32", checkpoint, time.perf_counter() - start))
     model, report = load_dml_csr(checkpoint)
@@ -135,7 +137,8 @@ def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print
         from dmlcsr.export.quantize import quantize_int8
 
         onnx_files["int8-qdq"] = step("onnx", "int8-qdq", lambda: quantize_int8(
-            onnx_files["fp32"], out / f"{stem}-int8.onnx", calibration, options.calib_method))
+            onnx_files["fp32"], out / f"{stem}-int8.onnx", calibration, options.calib_method,
+            options.calib_percentile, options.int8_stem))
     engines: dict[str, Path] = {}
     for precision in options.engines:
         from dmlcsr.export.tensorrt_build import build_engine, build_plan

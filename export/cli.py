@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.export.quantize import CALIBRATION_METHODS
+from dmlcsr.export.quantize import CALIBRATION_METHODS, DEFAULT_PERCENTILE
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile
 
 TRITON_CHOICES = ("auto", "onnx-fp32", "onnx-fp16", "onnx-int8", *(f"engine-{p}" for p in ENGINE_PRECISIONS))
@@ -53,6 +53,12 @@ runtime. Label names, preprocessing and the checkpoint's sha256 are stored in th
               help="Folder of face photos to calibrate INT8 on (preprocessed exactly as the runtime does).")
 @click.option("--calib-method", type=click.Choice(CALIBRATION_METHODS), default="percentile", show_default=True,
               help="How activation ranges are chosen from the calibration histograms.")
+@click.option("--calib-percentile", type=click.FloatRange(50, 100, min_open=True), default=DEFAULT_PERCENTILE,
+              show_default=True, help="With --calib-method percentile: the |activation| percentile each range "
+                                      "clips at (higher keeps outliers, coarsens the rest).")
+@click.option("--int8-stem", is_flag=True,
+              help="Quantize the deep stem's three convs too (kept float by default: they see the raw image, "
+                   "hold 2.5 % of the FLOPs and are the most rounding-sensitive).")
 @click.option("--calib-limit", type=click.IntRange(min=1), default=None, help="Use at most this many photos.")
 @click.option("--batch", default="1:4:8", show_default=True, callback=_batch,
               help="Batch sizes N or MIN:OPT:MAX: the TensorRT profile and Triton's max batch "
@@ -70,14 +76,14 @@ runtime. Label names, preprocessing and the checkpoint's sha256 are stored in th
 @click.option("--triton-model", type=click.Choice(TRITON_CHOICES), default="auto", show_default=True,
               help="What Triton serves; auto = the last engine built, else FP16, else FP32 ONNX.")
 @click.option("--verify", is_flag=True, help="Then run dmlcsr-verify on the ONNX models and engines written.")
-def export_main(ckpt, out, fp16, int8, calib, calib_method, calib_limit, batch, input_size, opset, engines,
-                workspace_mib, timing_cache, triton, triton_model, verify) -> None:
+def export_main(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, int8_stem, calib_limit, batch, input_size,
+                opset, engines, workspace_mib, timing_cache, triton, triton_model, verify) -> None:
     """Export a DML-CSR checkpoint to ONNX (FP32, FP16, INT8 QDQ), TensorRT engines and a
     Triton model repository. The edge branches of a training checkpoint are dropped."""
     from dmlcsr.export.artefacts import ExportOptions, export_checkpoint
 
-    options = ExportOptions(ckpt, out, fp16, int8, calib, calib_method, calib_limit, batch, input_size, opset,
-                            tuple(engines), workspace_mib, timing_cache, triton, triton_model)
+    options = ExportOptions(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, int8_stem, calib_limit,
+                            batch, input_size, opset, tuple(engines), workspace_mib, timing_cache, triton, triton_model)
     try:
         written = export_checkpoint(options, log=click.echo)
     except DmlcsrError as exc:

@@ -16,7 +16,7 @@ from dmlcsr.export.cli import export_main
 from dmlcsr.export.compare import format_report
 from dmlcsr.export.face_inputs import preprocess_file
 from dmlcsr.export.onnx_export import read_metadata
-from dmlcsr.export.quantize import load_calibration_inputs
+from dmlcsr.export.quantize import STEM_WEIGHTS, load_calibration_inputs
 from dmlcsr.export.runners import QdqMathRunner, open_artefact
 from dmlcsr.export.triton import parse_config
 from dmlcsr.export.verify import verify_artefacts
@@ -81,14 +81,26 @@ def test_int8_is_symmetric_per_channel_qdq_for_tensorrt(exported):
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    assert convs
+    stem = [n for n in convs if n.input[1] in STEM_WEIGHTS]
+    assert len(stem) == 3 and len(convs) == 128
+    for conv in stem:  # float by default: weights straight from initializers, input not dequantized
+        assert conv.input[1] in inits and producers.get(conv.input[0], conv).op_type != "DequantizeLinear"
     for conv in convs:
+        if conv in stem:
+            continue
         weight_dq = producers[conv.input[1]]
         assert weight_dq.op_type == "DequantizeLinear"
         weight, scale, zero = (inits[name] for name in weight_dq.input)
         assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],)  # per output channel
         assert not zero.any()
         assert producers[conv.input[0]].op_type == "DequantizeLinear"  # activations quantized too
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    dequantized = [n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] not in inits]
+    # Q/DQ only where a Conv or MatMul reads the tensor, as TensorRT wants them (not on every Conv output)
+    assert dequantized and all(set(consumers[name]) <= {"Conv", "MatMul"} for name in dequantized)
     zero_points = [inits[n.input[2]] for n in model.graph.node
                    if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
     assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)  # no int32 bias DQ
@@ -96,7 +108,9 @@ def test_int8_is_symmetric_per_channel_qdq_for_tensorrt(exported):
     assert biases and all(b in inits and inits[b].dtype == np.float32 for b in biases)  # float, for TensorRT
     meta = read_metadata(model)
     assert meta.precision == "int8-qdq"
-    assert meta.extra["calibration"] == {"method": "percentile", "images": 4, "quantized_ops": ["Conv", "MatMul"]}
+    assert meta.extra["calibration"] == {"method": "percentile", "percentile": 99.99, "images": 4,
+                                         "quantized_ops": ["Conv", "MatMul"], "quantized_tensors": "inputs",
+                                         "stem": "float"}
 
 
 def test_int8_agreement_is_reported_for_cpu_kernels_and_for_the_qdq_math(exported, demo_training_checkpoint,
