@@ -83,7 +83,7 @@ def main(ckpt: Path | None, out: Path, images: Path, int8: bool) -> None:
         photos = list_images(images)
         built_in = ckpt is None
         if built_in:
-            start = _step("making the demo checkpoint (seeded DML-CSR, head fitted to the example photos, ~3 min)")
+            start = _step("making the demo checkpoint (seeded DML-CSR, head fitted to the example photos, ~5 min)")
             ckpt = make_checkpoint(out)
             _done(start, f"wrote {ckpt}")
         start = _step(f"exporting {ckpt} to ONNX")
