@@ -95,17 +95,11 @@ class HeadInputs:
 
 
 def _head_inputs(model: DML_CSR, images: torch.Tensor) -> HeadInputs:
-    """Parsing.forward up to conv3, keeping its intermediate (same ops, same order)."""
-    head = model.layer6
     with torch.no_grad():
         x2, _, _, x5 = model.backbone(images)
         context = model.context(x5)
-        features = head.conv3(torch.cat([_upsampled_context(model, context, x2.shape[2:]), head.conv2(x2)], dim=1))
+        _, features = model.layer6(context, x2)
     return HeadInputs(context, x2, features)
-
-
-def _upsampled_context(model: DML_CSR, context: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    return F.interpolate(model.layer6.conv1(context), size=size, mode="bilinear", align_corners=True)
 
 
 def _redraw_classifier(model: DML_CSR, features: torch.Tensor, generator: torch.Generator,
@@ -136,8 +130,9 @@ def region_labels(logits: torch.Tensor, sigma: float) -> torch.Tensor:
     return blurred.argmax(1)
 
 
-def _as_pixels(maps: torch.Tensor) -> torch.Tensor:
-    return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
+def _pixel_column(maps: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+    """The picked pixels of N x C x H x W maps as a 1 x C x P x 1 map, which 1x1 convs take."""
+    return maps.permute(1, 0, 2, 3).reshape(maps.shape[1], -1)[:, pick][None, :, :, None]
 
 
 def _fit_head(model: DML_CSR, inputs: HeadInputs, targets: torch.Tensor, steps: int,
@@ -146,13 +141,13 @@ def _fit_head(model: DML_CSR, inputs: HeadInputs, targets: torch.Tensor, steps: 
     before it frozen; past conv1 it works per pixel, so each step takes a random subset of
     pixels. A briefly trained head is what gives the logits a trained model's margins."""
     head = model.layer6
-    low_level, labels = _as_pixels(inputs.low_level), targets.reshape(-1)
+    labels = targets.reshape(-1)
     optimiser = torch.optim.Adam(head.parameters(), lr=1e-3)
     for _ in range(steps):
         pick = torch.randint(len(labels), (pixels_per_step,), generator=generator)
-        context = _as_pixels(_upsampled_context(model, inputs.context, inputs.low_level.shape[2:]))[pick]
-        column = torch.cat([context, head.conv2(low_level[pick].T[None, :, :, None])[0, :, :, 0].T], dim=1)
-        logits = head.conv4(head.conv3(column.T[None, :, :, None]))[0, :, :, 0].T
+        context = _pixel_column(head.upsampled_context(inputs.context, inputs.low_level.shape[2:]), pick)
+        fused = torch.cat([context, head.conv2(_pixel_column(inputs.low_level, pick))], dim=1)
+        logits = head.conv4(head.conv3(fused))[0, :, :, 0].T
         loss = F.cross_entropy(logits, labels[pick], label_smoothing=LABEL_SMOOTHING)
         optimiser.zero_grad()
         loss.backward()

@@ -21,7 +21,7 @@ from dmlcsr.demo_model import EXAMPLE_FACES, make_demo_model
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.compare import format_report
 from dmlcsr.export.face_inputs import list_images
-from dmlcsr.export.onnx_export import check_writable_dir, deploy_metadata, export_onnx
+from dmlcsr.export.onnx_export import DEFAULT_INPUT_SIZE, check_writable_dir, deploy_metadata, export_onnx
 from dmlcsr.export.quantize import MIN_CALIBRATION_IMAGES, load_calibration_inputs, quantize_int8
 from dmlcsr.export.verify import verify_artefacts
 from dmlcsr.runtime.cli import collect_jobs, photo_options, write_label_legend
@@ -29,7 +29,6 @@ from dmlcsr.runtime.faces.files import run_photo_images
 from dmlcsr.runtime.faces.photo import MIN_FACE
 from dmlcsr.runtime.parser import FaceParser
 
-DEMO_INPUT_SIZE = 473  # the size it is exported and verified at: the demo model is fitted at that size
 UNTRAINED_NOTE = (
     "note: the built-in demo checkpoint is seeded, not trained on faces (only its head is fitted to the photos), "
     "so its reduced-precision agreement says little about a trained model and does not fail this demo. "
@@ -46,9 +45,10 @@ def _done(start: float, what: str) -> None:
 
 
 def make_checkpoint(out: Path) -> Path:
-    """Build and save the demo checkpoint (deploy build, 19 classes)."""
+    """Build and save the demo checkpoint (deploy build, 19 classes), fitted at the size the
+    demo exports and verifies at."""
     path = out / "demo-checkpoint.pth"
-    torch.save(make_demo_model(19, seed=0, input_size=DEMO_INPUT_SIZE).state_dict(), path)
+    torch.save(make_demo_model(19, seed=0, input_size=DEFAULT_INPUT_SIZE).state_dict(), path)
     return path
 
 
@@ -92,7 +92,8 @@ def main(ckpt: Path | None, out: Path, images: Path, int8: bool) -> None:
         _done(start, f"wrote {artefacts[0]} ({artefacts[0].stat().st_size / 2**20:.0f} MiB)")
         if int8:
             start = _step(f"INT8 QDQ, calibrated on {len(photos)} photos")
-            inputs = load_calibration_inputs(images, 473, min_images=min(len(photos), MIN_CALIBRATION_IMAGES))
+            inputs = load_calibration_inputs(images, DEFAULT_INPUT_SIZE,
+                                             min_images=min(len(photos), MIN_CALIBRATION_IMAGES))
             artefacts.append(quantize_int8(artefacts[0], out / "dmlcsr-int8.onnx", inputs))
             _done(start, f"wrote {artefacts[1]} ({artefacts[1].stat().st_size / 2**20:.0f} MiB)")
         start = _step("verifying against PyTorch on the same inputs")

@@ -28,6 +28,10 @@ class Parsing(nn.Module):
         self.conv4 = nn.Conv2d(256, num_classes, kernel_size=1, bias=True)
 
     def forward(self, xt: torch.Tensor, xl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xt = F.interpolate(self.conv1(xt), size=xl.shape[2:], mode="bilinear", align_corners=True)
-        x = self.conv3(torch.cat([xt, self.conv2(xl)], dim=1))
+        x = self.conv3(torch.cat([self.upsampled_context(xt, xl.shape[2:]), self.conv2(xl)], dim=1))
         return self.conv4(x), x
+
+    def upsampled_context(self, xt: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """conv1 of the context features, bilinearly upsampled onto C2's grid; the rest of the
+        head works per pixel (1x1 convs), which lets callers run it on sampled pixels."""
+        return F.interpolate(self.conv1(xt), size=size, mode="bilinear", align_corners=True)
