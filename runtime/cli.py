@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from dmlcsr.core.labels import palette
-from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends import DEVICES
+from dmlcsr.errors import DmlcsrError, DmlcsrWarning
+from dmlcsr.runtime.backends import DEVICES, ENGINES
 from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.files import PhotoOptions, run_photo_images, run_photo_video
 from dmlcsr.runtime.faces.framing import Margin
@@ -36,6 +37,7 @@ Examples:
   dmlcsr-parse dmlcsr.onnx celeba/ --faces whole --out parsed     (images are face crops)
   dmlcsr-parse dmlcsr.onnx group.jpg --faces boxes.json --out parsed
   dmlcsr-parse dmlcsr.onnx photos/ --out parsed --batch 4
+  dmlcsr-parse dmlcsr-int8.xml photos/ --faces whole --batch 4   (OpenVINO INT8 IR: the fast CPU path)
   dmlcsr-parse dmlcsr.engine clip.mp4 --out parsed --overlay --device cuda
   dmlcsr-parse dmlcsr.onnx group.jpg --face-box 410,120,160,200 --out parsed
 
@@ -215,10 +217,16 @@ def write_label_legend(parser: FaceParser, out: Path) -> Path:
               help="Skip (and count) detected faces whose shorter side is below this many pixels.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto: TensorRT/CUDA when present, else CPU.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for ONNX Runtime.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the engine.")
+@click.option("--engine", type=click.Choice(("auto", *ENGINES)), default="auto", show_default=True,
+              help="Engine to run MODEL on; auto: by suffix (.onnx ONNX Runtime, .xml OpenVINO, .engine TensorRT).")
+@click.option("--bf16", is_flag=True,
+              help="Compute an FP32 OpenVINO model in bf16 (CPUs with AMX or AVX512-BF16; verify it first).")
 def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch: int, face_box: str | None,
-         faces: str, detector: Path | None, margin: str, min_face: float, device: str, threads: int | None) -> None:
-    """Parse faces in images, folders and videos with an exported DML-CSR MODEL (.onnx, .engine).
+         faces: str, detector: Path | None, margin: str, min_face: float, device: str, threads: int | None,
+         engine: str, bf16: bool) -> None:
+    """Parse faces in images, folders and videos with an exported DML-CSR MODEL (.onnx, OpenVINO
+    .xml, TensorRT .engine).
 
     By default every face of a photo is found, parsed at the network's resolution and put
     back into one label map (--faces auto). --faces whole parses the whole image as one
@@ -228,7 +236,14 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
     try:
         box = parse_face_box(face_box)
         jobs = collect_jobs(inputs)
-        parser = FaceParser(model, device=device, threads=threads)
+        many = len(jobs) > 1 or any(job.is_video for job in jobs)
+        with warnings.catch_warnings(record=True) as advice:
+            warnings.simplefilter("always", DmlcsrWarning)
+            parser = FaceParser(model, device=device, threads=threads, engine=engine,
+                                inference_precision="bf16" if bf16 else "f32", throughput=many)
+        click.echo(f"{parser.path.name}: {parser.backend.name}", err=True)
+        for warning in advice:
+            click.echo(f"warning: {warning.message}", err=True)
         out.mkdir(parents=True, exist_ok=True)
         write_label_legend(parser, out)
         photos = None if box is not None or faces == "whole" else photo_options(faces, detector, margin, min_face,

@@ -2,21 +2,24 @@
 
 Pre-processing, backend, post-processing: the official DML-CSR test pipeline
 (dmlcsr.core.geometry) around whatever backend the model file asks for (ONNX Runtime for
-.onnx, TensorRT for .engine/.plan). How to preprocess and what the classes are named
-come from the model's own metadata, never from guesses; a model without it is refused.
+.onnx, OpenVINO for .xml IR, TensorRT for .engine/.plan; see runtime/backends/registry.py).
+How to preprocess and what the classes are named come from the model's own metadata, never
+from guesses; a model without it is refused.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from dmlcsr.core import geometry
+from dmlcsr.core.cpu import this_cpu
 from dmlcsr.core.geometry import Crop
 from dmlcsr.core.metadata import ModelMetadata
-from dmlcsr.errors import DmlcsrError
+from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.backends import Backend, open_backend
 from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, as_bgr, load_image
 from dmlcsr.runtime.pipeline import crop_for, labels_at_image, preprocess, probabilities_at_image
@@ -31,20 +34,29 @@ MAX_PROBABILITY_BYTES = 2 * 2**30
 class FaceParser:
     """A DML-CSR model ready to parse faces.
 
-    ``FaceParser("dmlcsr.onnx")`` or ``FaceParser("dmlcsr.engine", device="cuda")``.
+    ``FaceParser("dmlcsr.onnx")``, ``FaceParser("dmlcsr-int8.xml")`` (OpenVINO, CPU) or
+    ``FaceParser("dmlcsr.engine", device="cuda")``.
     ``device``: "auto" (best present: TensorRT / CUDA / CPU providers for ONNX), "cpu" or
-    "cuda"; ``threads`` caps ONNX Runtime's CPU threads. Images are numpy arrays in
-    OpenCV's BGR order (as cv2.imread returns them; grayscale, BGRA and 16-bit are
-    converted as cv2.imread would) or paths to image files.
+    "cuda"; ``threads`` caps the engine's CPU threads; ``engine`` overrides the engine the
+    suffix picks (e.g. "openvino" for an .onnx); ``inference_precision="bf16"`` computes an
+    FP32 model in bf16 on OpenVINO (CPUs with AMX or AVX512-BF16); ``throughput=True`` keeps
+    several requests in flight (OpenVINO's THROUGHPUT streams) for folders and videos, at
+    some cost to a single image's latency. ``parser.backend.name`` says which engine runs,
+    at which precision. Images are numpy arrays in OpenCV's BGR order (as cv2.imread
+    returns them; grayscale, BGRA and 16-bit are converted as cv2.imread would) or paths to
+    image files.
 
     One FaceParser may be shared by several threads: it holds no per-call state, ONNX
-    Runtime sessions are thread-safe and the TensorRT backend serialises its context.
+    Runtime sessions are thread-safe, OpenVINO gives each call its own infer request and
+    the TensorRT backend serialises its context.
     """
 
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None,
-                 max_pixels: int = MAX_PIXELS) -> None:
+                 max_pixels: int = MAX_PIXELS, engine: str = "auto", inference_precision: str = "f32",
+                 throughput: bool = False) -> None:
         self.path = Path(path)
-        self.backend: Backend = open_backend(self.path, device=device, threads=threads)
+        self.backend: Backend = open_backend(self.path, device=device, threads=threads, engine=engine,
+                                             inference_precision=inference_precision, throughput=throughput)
         if self.backend.metadata is None:
             raise DmlcsrError(f"{self.path.name} carries no dmlcsr metadata, so its labels and preprocessing are "
                               "unknown; export the checkpoint with dmlcsr-export")
@@ -52,6 +64,8 @@ class FaceParser:
         self.input_size: tuple[int, int] = tuple(int(v) for v in self.metadata.preprocessing.input_size)
         self.max_pixels = max_pixels
         self._check_model()
+        for advice in cpu_int8_advice(self.backend, this_cpu()):
+            warnings.warn(advice, DmlcsrWarning, stacklevel=2)
 
     @property
     def label_names(self) -> list[str]:
@@ -154,20 +168,34 @@ class FaceParser:
         return -(-self.input_size[0] // stride), -(-self.input_size[1] // stride)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run a preprocessed batch in chunks the model accepts; checks what comes back."""
+        return self._infer_many([batch])[0]
+
+    def _infer_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Run preprocessed batches, all handed to the backend at once (an engine with several
+        requests in flight runs them side by side, one image per request), each cut into
+        pieces the model accepts; checks what comes back."""
         smallest, largest = self.backend.batch_limits
-        step = largest or len(batch)
-        pieces = []
-        for start in range(0, len(batch), step):
-            chunk = batch[start:start + step]
-            count = len(chunk)
-            if count < smallest:  # a fixed-batch model: pad, then drop the padding's outputs
-                chunk = np.concatenate([chunk, np.zeros((smallest - count, *chunk.shape[1:]), chunk.dtype)])
-            outputs = self.backend.run({self.metadata.input_name: chunk})
-            pieces.append(outputs[self.metadata.output_name][:count])
-        logits = np.concatenate(pieces).astype(np.float32, copy=False)
-        if logits.ndim != 4 or logits.shape[:2] != (len(batch), self.num_classes):
-            raise DmlcsrError(f"{self.path.name} returned logits of shape {logits.shape} for a batch of {len(batch)}; "
+        pieces: list[tuple[int, int]] = []  # (batch index, images in the piece)
+        feeds = []
+        for index, batch in enumerate(batches):
+            step = 1 if self.backend.requests_in_flight > 1 else (largest or len(batch))
+            for start in range(0, len(batch), step):
+                chunk = batch[start:start + step]
+                count = len(chunk)
+                if count < smallest:  # a fixed-batch model: pad, then drop the padding's outputs
+                    chunk = np.concatenate([chunk, np.zeros((smallest - count, *chunk.shape[1:]), chunk.dtype)])
+                feeds.append({self.metadata.input_name: chunk})
+                pieces.append((index, count))
+        outputs = self.backend.run_many(feeds)
+        parts: list[list[np.ndarray]] = [[] for _ in batches]
+        for (index, count), output in zip(pieces, outputs, strict=True):
+            parts[index].append(output[self.metadata.output_name][:count])
+        return [self._checked(np.concatenate(part).astype(np.float32, copy=False), len(batch))
+                for part, batch in zip(parts, batches, strict=True)]
+
+    def _checked(self, logits: np.ndarray, count: int) -> np.ndarray:
+        if logits.ndim != 4 or logits.shape[:2] != (count, self.num_classes):
+            raise DmlcsrError(f"{self.path.name} returned logits of shape {logits.shape} for a batch of {count}; "
                               f"expected N x {self.num_classes} x h x w: re-export the model")
         if not np.isfinite(logits).all():
             raise DmlcsrError(f"{self.path.name} produced NaN or infinite logits (an FP16/INT8 overflow or broken "
@@ -186,3 +214,20 @@ class FaceParser:
         if size > MAX_PROBABILITY_BYTES:
             raise DmlcsrError(f"probabilities for a {image_size[1]}x{image_size[0]} image would take "
                               f"{size / 2**30:.1f} GiB; ask for labels or logits, or downscale the image")
+
+
+def cpu_int8_advice(backend: Backend, cpu: dict) -> list[str]:
+    """Warnings for INT8 on a CPU where it does not pay: without VNNI/AMX int8 kernels gain
+    little (and ONNX Runtime's saturate, failing verify), and ONNX Runtime runs the QDQ
+    ONNX (the TensorRT source) slower than its own FP32 even with VNNI."""
+    if backend.device != "cpu" or not backend.precision.startswith("int8"):
+        return []
+    advice = []
+    if not cpu["native_int8_dot"]:
+        advice.append(f"{backend.path.name} is INT8 but this CPU has no VNNI or AMX int8 instructions: INT8 runs "
+                      "barely faster than FP32 here and ONNX Runtime's int8 kernels saturate; use the FP32 model")
+    if backend.engine == "onnxruntime" and backend.precision == "int8-qdq":
+        advice.append(f"{backend.path.name} is the INT8 QDQ ONNX, made for TensorRT: ONNX Runtime runs it on CPUs "
+                      "slower than FP32 or below verify's agreement; for CPUs export the OpenVINO INT8 IR "
+                      "(dmlcsr-export --openvino --int8 --calib DIR) and parse with MODEL-int8.xml")
+    return advice

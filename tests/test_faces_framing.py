@@ -10,7 +10,7 @@ import pytest
 
 from dmlcsr.core.geometry import box_to_crop, whole_image_box
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from dmlcsr.runtime.backends import open_backend
 from dmlcsr.runtime.faces.detector import CenterFace, default_model_path
 from dmlcsr.runtime.faces.framing import DEFAULT_MARGIN, NO_MARGIN, Margin, enlarge_box, face_crop
 
@@ -19,7 +19,7 @@ FACES = Path(__file__).resolve().parents[1] / "dmlcsr" / "data" / "faces"
 
 @pytest.fixture(scope="module")
 def detections() -> dict[str, list]:
-    detector = CenterFace(OnnxRuntimeBackend(default_model_path(), device="cpu"))
+    detector = CenterFace(open_backend(default_model_path(), "cpu", engine="onnxruntime"))
     return {name: (cv2.imread(str(FACES / name)).shape[:2], detector.detect(cv2.imread(str(FACES / name))))
             for name in ("Tom_Hanks_54745.png", "astronaut.png", "t1.jpg")}
 

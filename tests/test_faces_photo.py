@@ -13,7 +13,7 @@ import pytest
 from dmlcsr.core.geometry import Crop, box_to_crop, warp_labels_back
 from dmlcsr.core.metadata import ModelMetadata, Preprocessing
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from dmlcsr.runtime.backends import open_backend
 from dmlcsr.runtime.faces.detector import CenterFace, Face, default_model_path
 from dmlcsr.runtime.faces.framing import NO_MARGIN
 from dmlcsr.runtime.faces.photo import (
@@ -54,7 +54,7 @@ class DiscLogits:
 
 @pytest.fixture(scope="module")
 def detector() -> CenterFace:
-    return CenterFace(OnnxRuntimeBackend(default_model_path(), device="cpu"))
+    return CenterFace(open_backend(default_model_path(), "cpu", engine="onnxruntime"))
 
 
 @pytest.fixture(scope="module")

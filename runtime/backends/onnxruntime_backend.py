@@ -8,11 +8,22 @@ import numpy as np
 
 from dmlcsr.core.metadata import METADATA_KEY, ModelMetadata
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends.base import Backend, TensorSpec
+from dmlcsr.runtime.backends.base import (
+    DEFAULT_OPTIONS,
+    Availability,
+    Backend,
+    BackendOptions,
+    TensorSpec,
+    first_line,
+    module_availability,
+)
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
              "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+#: cuDNN tries every convolution algorithm once per shape and keeps the fastest (DML-CSR's
+#: dilated 3x3 convs are where the heuristic choice is slowest)
+PROVIDER_OPTIONS = {"CUDAExecutionProvider": {"cudnn_conv_algo_search": "EXHAUSTIVE"}}
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
@@ -29,7 +40,13 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
 class OnnxRuntimeBackend(Backend):
     """An onnxruntime.InferenceSession over one .onnx file."""
 
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+    engine = "onnxruntime"
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        return module_availability("onnxruntime", "pip install onnxruntime (or 'dmlcsr[gpu]' for CUDA)")
+
+    def __init__(self, path: str | Path, options: BackendOptions = DEFAULT_OPTIONS) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -38,20 +55,30 @@ class OnnxRuntimeBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise DmlcsrError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        providers = choose_providers(device, ort.get_available_providers())
+        if options.inference_precision != "f32":
+            raise DmlcsrError(f"inference precision {options.inference_precision} is an OpenVINO option; open "
+                              f"{path.name} with engine='openvino' (--engine openvino) or drop it")
+        session_options = ort.SessionOptions()
+        if options.threads:
+            session_options.intra_op_num_threads = options.threads
+        if options.as_written:
+            session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        providers = choose_providers(options.device, ort.get_available_providers())
+        if options.as_written:
+            providers = ["CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = ort.InferenceSession(str(path), session_options, providers=providers,
+                                                provider_options=[PROVIDER_OPTIONS.get(p, {}) for p in providers])
         except Exception as exc:  # onnxruntime raises its own, untyped, errors
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise DmlcsrError(f"{path} is not a loadable ONNX model ({first}); re-export it with "
+            raise DmlcsrError(f"{path} is not a loadable ONNX model ({first_line(exc)}); re-export it with "
                               "dmlcsr-export") from None
-        self.path = path
-        self.name = f"onnxruntime[{self.session.get_providers()[0]}]"
+        self.path, self.options = path, options
         custom = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_json(custom[METADATA_KEY]) if METADATA_KEY in custom else None
+        provider = self.session.get_providers()[0]
+        self.device = "cpu" if provider == "CPUExecutionProvider" else "cuda"
+        self.name = (f"onnxruntime[{provider}, {self.precision}"
+                     f"{', unfused QDQ arithmetic' if options.as_written else ''}]")
         self._inputs = [self._spec(n) for n in self.session.get_inputs()]
         self._outputs = [self._spec(n) for n in self.session.get_outputs()]
 
@@ -68,7 +95,6 @@ class OnnxRuntimeBackend(Backend):
         try:
             results = self.session.run(names, cast)
         except Exception as exc:  # onnxruntime's errors are untyped and multi-line
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise DmlcsrError(f"onnxruntime failed to run {self.path.name} ({first}); check the input shapes "
-                              "against the model's inputs") from None
+            raise DmlcsrError(f"onnxruntime failed to run {self.path.name} ({first_line(exc, 300)}); check the "
+                              "input shapes against the model's inputs") from None
         return dict(zip(names, results, strict=True))

@@ -25,7 +25,14 @@ import numpy as np
 
 from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends.base import Backend, TensorSpec
+from dmlcsr.runtime.backends.base import (
+    DEFAULT_OPTIONS,
+    Availability,
+    Backend,
+    BackendOptions,
+    TensorSpec,
+    module_availability,
+)
 
 REBUILD_HINT = "rebuild the engine on this GPU with dmlcsr-export (or run the .onnx model instead)"
 
@@ -150,11 +157,22 @@ def current_gpu(cudart) -> tuple[str, str]:
 class TensorRTBackend(Backend):
     """One deserialised engine with its execution context, stream and buffers."""
 
-    def __init__(self, path: str | Path, device: str = "auto") -> None:
-        self.path = Path(path)
-        if device == "cpu":
+    engine = "tensorrt"
+    device = "cuda"
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        return module_availability("tensorrt", "pip install 'dmlcsr[trt]' on a machine with an NVIDIA GPU, or run "
+                                               "the .onnx model")
+
+    def __init__(self, path: str | Path, options: BackendOptions = DEFAULT_OPTIONS) -> None:
+        self.path, self.options = Path(path), options
+        if options.device == "cpu":
             raise DmlcsrError(f"{self.path.name} is a TensorRT engine and runs on a CUDA GPU only; pass the "
                               ".onnx model for device='cpu'")
+        if options.inference_precision != "f32" or options.as_written:
+            raise DmlcsrError(f"{self.path.name} is a TensorRT engine: its precision was fixed when it was built; "
+                              "drop the inference precision / as-written options")
         if not self.path.is_file():
             raise DmlcsrError(f"model file not found: {self.path}")
         read_sidecar(self.path)  # a missing/broken sidecar is reported before TensorRT is even imported
@@ -175,7 +193,7 @@ class TensorRTBackend(Backend):
         if self._context is None:
             raise DmlcsrError(f"TensorRT could not create an execution context for {self.path.name} (GPU memory "
                               "full?); free GPU memory and retry")
-        self.name = f"tensorrt[{trt.__version__}, {gpu}]"
+        self.name = f"tensorrt[{trt.__version__}, {gpu}, {self.precision}]"
         self._lock = threading.Lock()
         self._device: dict[str, int] = {}
         self._host: dict[str, np.ndarray] = {}
