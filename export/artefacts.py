@@ -49,13 +49,14 @@ class ExportOptions:
     timing_cache: Path | None = None
     triton: Path | None = None
     triton_model: str = "auto"
+    openvino: bool = False
 
 
 @dataclass
 class Artefact:
     """One written file: what it is, where, how long it took."""
 
-    kind: str  # "checkpoint", "onnx", "engine", "triton"
+    kind: str  # "checkpoint", "onnx", "openvino", "engine", "triton"
     precision: str
     path: Path
     seconds: float
@@ -86,17 +87,23 @@ def _check_options(options: ExportOptions) -> None:
         raise DmlcsrError(f"--workspace-mib must be positive, not {options.workspace_mib}")
     if options.engines:
         import_tensorrt()  # fail now, not after the ONNX work
+    if options.openvino:
+        from dmlcsr.export.openvino_export import import_nncf, import_openvino
+
+        import_openvino()
+        if options.int8:
+            import_nncf()
 
 
-def make_demo_checkpoint(out: Path, input_size: int, log: Callable[[str], None]) -> Path:
+def make_demo_checkpoint(out: Path, input_size: int, log: Callable[[str], None], num_classes: int = 19) -> Path:
     """Save the built-in demo model (seeded, fitted to the example photos; its labels mean
     nothing) as a checkpoint, so every artefact traces back to a real file and its sha256."""
     from dmlcsr.demo_model import make_demo_model
 
-    path = out / f"demo-dmlcsr-19-{input_size}.pth"
+    path = out / f"demo-dmlcsr-{num_classes}-{input_size}.pth"
     if not path.is_file():
-        log("no --ckpt: building the demo model (seeded DML-CSR fitted to the example photos; labels mean nothing)")
-        torch.save(make_demo_model(19, seed=0, input_size=input_size).state_dict(), path)
+        log("building the demo model (seeded DML-CSR fitted to the example photos; labels mean nothing)")
+        torch.save(make_demo_model(num_classes, seed=0, input_size=input_size).state_dict(), path)
     return path
 
 
@@ -139,6 +146,14 @@ def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print
         onnx_files["int8-qdq"] = step("onnx", "int8-qdq", lambda: quantize_int8(
             onnx_files["fp32"], out / f"{stem}-int8.onnx", calibration, options.calib_method,
             options.calib_percentile, options.int8_stem))
+    if options.openvino:
+        from dmlcsr.export.openvino_export import NncfRecipe, write_fp32_ir, write_int8_ir
+
+        step("openvino", "fp32", lambda: write_fp32_ir(onnx_files["fp32"], out / f"{stem}-fp32.xml"))
+        if options.int8:
+            recipe = NncfRecipe(quantize_stem=options.int8_stem)
+            step("openvino", "int8-nncf", lambda: write_int8_ir(onnx_files["fp32"], out / f"{stem}-int8.xml",
+                                                                 calibration, recipe, log=log))
     engines: dict[str, Path] = {}
     for precision in options.engines:
         from dmlcsr.export.tensorrt_build import build_engine, build_plan

@@ -21,6 +21,13 @@ FLOPs, and quantizing them alone cost the demo model 1.1 points of agreement, th
 any stage (keeping a network's first layers in float is common practice).
 Biases stay float: TensorRT's parser rejects the int32
 DequantizeLinear that ONNX Runtime writes for quantized biases (onnx-tensorrt #850).
+Concat and Softmax outputs get no Q/DQ pair (``FLOAT_PRODUCERS``): OpenVINO 2026.4 computes
+both patterns wrongly in int8 (a Concat's signed int8 Q/DQ loses its scale when its
+low-precision transformations move it onto the Concat inputs; the attention block's
+Softmax -> Q/DQ -> MatMul, softmax as the second operand, is fused into one kernel that
+miscomputes), which took OpenVINO's agreement on this file to 48-72 %; without those 8
+nodes it computes what the QDQ arithmetic says. They cover 3 convs and one MatMul, which
+then read float activations (and so run in float on TensorRT too).
 """
 
 from __future__ import annotations
@@ -43,8 +50,11 @@ from dmlcsr.export.onnx_export import INPUT_NAME, read_metadata, set_metadata
 CALIBRATION_METHODS = ("entropy", "percentile", "minmax")
 MIN_CALIBRATION_IMAGES = 4
 QUANTIZED_OP_TYPES = ("Conv", "MatMul")
+#: ops whose outputs keep no Q/DQ pair (OpenVINO miscomputes them in int8; see above)
+FLOAT_PRODUCERS = ("Concat", "Softmax")
 DEFAULT_PERCENTILE = 99.99
-STEM_WEIGHTS = ("conv1.weight", "conv2.weight", "conv3.weight")  # official names of the deep stem
+#: weight shapes (out, in, kh, kw) of the deep stem's three convs, first in every DML-CSR / EAGRNet graph
+STEM_SHAPES = ((64, 3, 3, 3), (64, 64, 3, 3), (128, 64, 3, 3))
 
 
 class FaceCalibrationReader(CalibrationDataReader):
@@ -132,6 +142,7 @@ def quantize_int8(fp32_onnx: str | os.PathLike, output: str | os.PathLike, input
             nodes_to_exclude=float_nodes)
     model = onnx.load(str(output))
     _float_for_unquantized_readers(model)
+    _drop_qdq_after(model, FLOAT_PRODUCERS)
     set_metadata(model, _int8_metadata(meta, method, percentile, len(inputs), quantize_stem))
     onnx.save(model, str(output))
     onnx.checker.check_model(str(output), full_check=True)
@@ -153,19 +164,52 @@ def _float_for_unquantized_readers(model: onnx.ModelProto) -> None:
             node.input[index] = producers[dequantize.input[0]].input[0]
 
 
+def _drop_qdq_after(model: onnx.ModelProto, producer_types: Sequence[str]) -> None:
+    """Remove the activation Q/DQ pairs on the outputs of ``producer_types`` ops: their
+    readers read the float tensor again."""
+    graph = model.graph
+    producers = {name: node for node in graph.node for name in node.output}
+    quantizers = [node for node in graph.node if node.op_type == "QuantizeLinear" and node.input[0] in producers
+                  and producers[node.input[0]].op_type in producer_types]
+    float_of: dict[str, str] = {}
+    dropped = set()
+    for quantize in quantizers:
+        dropped.add(id(quantize))
+        for node in graph.node:
+            if node.op_type == "DequantizeLinear" and node.input[0] == quantize.output[0]:
+                float_of[node.output[0]] = quantize.input[0]
+                dropped.add(id(node))
+    kept = [node for node in graph.node if id(node) not in dropped]
+    for node in kept:
+        for index, name in enumerate(node.input):
+            node.input[index] = float_of.get(name, name)
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
 def stem_conv_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the Conv nodes of the deep stem, found by their weights' official names."""
-    nodes = [node.name for node in model.graph.node if node.op_type == "Conv" and node.input[1] in STEM_WEIGHTS]
-    if len(nodes) != len(STEM_WEIGHTS):
-        raise DmlcsrError(f"found {len(nodes)} of the stem's {len(STEM_WEIGHTS)} convs by weight name; "
-                          "re-export the FP32 model with dmlcsr-export or pass --int8-stem")
-    return nodes
+    """Names of the Conv nodes of the deep stem: the graph's first three convs, recognised by
+    their weight shapes. Not by weight names: those depend on the exporter and the module
+    around the network (EAGRNet's export wrapper prefixes them), and a re-used file must
+    quantize exactly as a fresh one."""
+    weights = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"][:len(STEM_SHAPES)]
+    shapes = tuple(weights.get(node.input[1]) for node in convs)
+    if shapes != STEM_SHAPES:
+        raise DmlcsrError(f"the first convolutions have weights {shapes}, not DML-CSR's deep stem {STEM_SHAPES}; "
+                          "quantize a model exported by dmlcsr-export, or pass --int8-stem")
+    return [node.name for node in convs]
 
 
 def _int8_metadata(meta: ModelMetadata, method: str, percentile: float, images: int,
                    quantize_stem: bool) -> ModelMetadata:
     calibration = {"method": method, "images": images, "quantized_ops": list(QUANTIZED_OP_TYPES),
-                   "quantized_tensors": "inputs", "stem": "int8" if quantize_stem else "float"}
+                   "quantized_tensors": "inputs", "stem": "int8" if quantize_stem else "float",
+                   "float_outputs_of": list(FLOAT_PRODUCERS)}
     if method == "percentile":
         calibration["percentile"] = percentile
     extra = {**meta.extra, "calibration": calibration}

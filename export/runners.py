@@ -17,10 +17,7 @@ from torch import nn
 
 from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.backends.base import Backend
-
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+from dmlcsr.runtime.backends import Backend, open_backend
 
 
 class Runner(Protocol):
@@ -53,6 +50,8 @@ class ArtefactRunner(ABC):
         self.path = path
         self.metadata: ModelMetadata = metadata
         self.name = f"{path.name} [{engine}]"
+        #: the verify thresholds that apply: the artefact's precision, or how it is computed
+        self.precision = metadata.precision
 
     @property
     def input_size(self) -> int:
@@ -73,46 +72,23 @@ class BackendRunner(ArtefactRunner):
     def __init__(self, path: Path, backend: Backend) -> None:
         super().__init__(path, backend.metadata, backend.name)
         self.backend = backend
+        if backend.inference_precision == "bf16":
+            self.precision = "bf16"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.backend.run_single(batch), dtype=np.float32)
 
 
-class QdqMathRunner(ArtefactRunner):
-    """A QDQ model's own arithmetic: ONNX Runtime with graph optimisations off, so each
-    DequantizeLinear -> float op -> QuantizeLinear runs as written, as TensorRT's exact
-    int32-accumulating int8 kernels compute it. Its fused int8 CPU kernels can differ:
-    on x86 CPUs without VNNI they multiply u8 x s8 pairs into saturating int16 sums."""
-
-    def __init__(self, artefact: ArtefactRunner) -> None:
-        import onnxruntime as ort
-
-        super().__init__(artefact.path, artefact.metadata, "onnxruntime, QDQ math unfused")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        self.session = ort.InferenceSession(str(artefact.path), options, providers=["CPUExecutionProvider"])
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        inputs = {self.metadata.input_name: np.ascontiguousarray(batch, np.float32)}
-        return np.asarray(self.session.run([self.metadata.output_name], inputs)[0], dtype=np.float32)
-
-
-def open_artefact(path: str | os.PathLike, device: str = "auto") -> BackendRunner:
-    """An .onnx file through ONNX Runtime, an .engine/.plan through TensorRT."""
+def open_artefact(path: str | os.PathLike, device: str = "auto", engine: str = "auto",
+                  inference_precision: str = "f32", as_written: bool = False) -> BackendRunner:
+    """An artefact through the runtime's backend registry (.onnx: ONNX Runtime unless
+    ``engine`` says otherwise, .xml: OpenVINO, .engine/.plan: TensorRT). ``as_written``
+    runs a QDQ model's own arithmetic, unfused (what TensorRT's int8 kernels compute; ONNX
+    Runtime's fused int8 CPU kernels can differ: without VNNI they multiply u8 x s8 pairs
+    into saturating int16 sums)."""
     path = Path(path)
     if not path.is_file():
         raise DmlcsrError(f"artefact not found: {path} (pass files written by dmlcsr-export)")
-    suffix = path.suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        from dmlcsr.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        return BackendRunner(path, OnnxRuntimeBackend(path, device=device))
-    if suffix in ENGINE_SUFFIXES:
-        try:
-            from dmlcsr.runtime.backends.tensorrt_backend import TensorRTBackend
-        except ImportError as exc:
-            raise DmlcsrError(f"cannot run {path}: this dmlcsr has no TensorRT backend ({exc}); "
-                              "pip install 'dmlcsr[trt]' on a machine with an NVIDIA GPU") from None
-        return BackendRunner(path, TensorRTBackend(path, device))
-    raise DmlcsrError(f"{path}: unknown artefact type {suffix!r}; pass .onnx files or TensorRT engines "
-                      f"({', '.join(ENGINE_SUFFIXES)})")
+    backend = open_backend(path, device, engine=engine, inference_precision=inference_precision,
+                           as_written=as_written)
+    return BackendRunner(path, backend)

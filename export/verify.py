@@ -14,15 +14,18 @@ from dmlcsr.checkpoint import load_dml_csr
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.compare import ParityAccumulator, ParityReport
 from dmlcsr.export.face_inputs import batches
-from dmlcsr.export.runners import ArtefactRunner, QdqMathRunner, TorchRunner, open_artefact
+from dmlcsr.export.runners import ArtefactRunner, TorchRunner, open_artefact
 
 
 def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os.PathLike],
                      images: Sequence[Path], batch_size: int = 2, device: str = "auto",
-                     progress: bool = False, qdq_math: bool = True) -> list[ParityReport]:
+                     progress: bool = False, qdq_math: bool = True, engine: str = "auto",
+                     bf16: bool = False) -> list[ParityReport]:
     """One ParityReport per artefact, each against the checkpoint run in PyTorch (fp32, CPU);
     with ``qdq_math``, INT8 QDQ ONNX files get a second report of their unfused QDQ
-    arithmetic (see QdqMathRunner), which tells quantization error from CPU kernel error.
+    arithmetic (open_artefact's ``as_written``), which tells quantization error from CPU
+    kernel error; with ``bf16``, FP32 OpenVINO IRs get a second report computed in bf16.
+    ``engine`` opens .onnx files with another engine than the default (e.g. openvino).
 
     All artefacts are opened before any work so a bad one fails fast; inputs and reference
     logits are computed once per input size and shared by the artefacts of that size.
@@ -34,10 +37,12 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
     model, load = load_dml_csr(checkpoint)
     runners: list[ArtefactRunner] = []
     for path in artefacts:
-        runner = open_artefact(path, device)
+        runner = open_artefact(path, device, engine if Path(path).suffix.lower() == ".onnx" else "auto")
         runners.append(runner)
         if qdq_math and runner.metadata.precision == "int8-qdq" and runner.path.suffix == ".onnx":
-            runners.append(QdqMathRunner(runner))
+            runners.append(open_artefact(path, "cpu", "onnxruntime", as_written=True))
+        if bf16 and runner.metadata.precision == "fp32" and runner.backend.engine == "openvino":
+            runners.append(open_artefact(path, "cpu", "openvino", inference_precision="bf16"))
     for runner in runners:
         if runner.metadata.num_classes != load.num_classes:
             raise DmlcsrError(f"{runner.path} predicts {runner.metadata.num_classes} classes but {checkpoint} "
@@ -57,12 +62,24 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
         for batch, expected in tqdm(list(zip(inputs, logits, strict=True)), desc=runner.path.name, unit="batch",
                                     disable=not progress, leave=False):
             accumulator.update(expected, _run_checked(runner, batch, expected.shape))
-        report = accumulator.report(runner.name, runner.metadata.precision, runner.metadata.label_names)
+        report = accumulator.report(runner.name, runner.precision, runner.metadata.label_names)
+        if cpu_int8_kernels(runner):
+            report.informational = True
+            report.notes.append("ONNX Runtime's int8 CPU kernels, for information: the QDQ file is TensorRT's "
+                                "source (judged by its QDQ arithmetic); on CPUs deploy the OpenVINO INT8 IR")
         if runner.metadata.checkpoint_sha256 and runner.metadata.checkpoint_sha256 != load.sha256:
             report.notes.append(f"exported from a different checkpoint file (sha256 "
                                 f"{runner.metadata.checkpoint_sha256[:12]}..., this one {load.sha256[:12]}...)")
         reports.append(report)
     return reports
+
+
+def cpu_int8_kernels(runner: ArtefactRunner) -> bool:
+    """A QDQ model run by ONNX Runtime's fused int8 CPU kernels: slower than FP32 on the CPUs
+    measured and below verify's bar without VNNI, so not a path this toolkit deploys."""
+    backend = getattr(runner, "backend", None)
+    return (runner.precision == "int8-qdq" and backend is not None and backend.engine == "onnxruntime"
+            and backend.device == "cpu" and not backend.options.as_written)
 
 
 def _run_checked(runner: ArtefactRunner, batch: np.ndarray, expected_shape: tuple[int, ...]) -> np.ndarray:

@@ -13,7 +13,7 @@ from dmlcsr.core.metadata import METADATA_KEY
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.onnx_export import deploy_metadata, export_onnx, read_metadata
 from dmlcsr.networks.dml_csr import DML_CSR
-from dmlcsr.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from dmlcsr.runtime.backends import open_backend
 
 
 def test_training_checkpoint_has_edge_keys_and_the_graph_has_none(demo_training_checkpoint, demo_onnx):
@@ -47,7 +47,7 @@ def test_metadata_round_trips(demo_onnx, demo_training_checkpoint):
     assert meta.checkpoint_sha256 == file_sha256(demo_training_checkpoint)
     assert meta.precision == "fp32" and meta.preprocessing.input_size == (473, 473)
     assert meta.preprocessing.channel_order == "BGR" and meta.input_name == "input"
-    backend = OnnxRuntimeBackend(demo_onnx, device="cpu")
+    backend = open_backend(demo_onnx, "cpu", engine="onnxruntime")
     assert backend.metadata == meta
     keys = [p.key for p in onnx.load(str(demo_onnx), load_external_data=False).metadata_props]
     assert keys.count(METADATA_KEY) == 1

@@ -83,8 +83,7 @@ def test_engine_builds_runs_and_matches_onnx(precision, demo_onnx, face_paths, t
     from dmlcsr.export.face_inputs import preprocess_file
     from dmlcsr.export.fp16 import convert_fp16
     from dmlcsr.export.tensorrt_build import build_engine
-    from dmlcsr.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from dmlcsr.runtime.backends.tensorrt_backend import TensorRTBackend
+    from dmlcsr.runtime.backends import open_backend
 
     onnx_files = {"fp32": demo_onnx, "fp16": convert_fp16(demo_onnx, tmp_path / "fp16.onnx")}
     source, strongly_typed = build_plan(onnx_files, precision)
@@ -94,8 +93,8 @@ def test_engine_builds_runs_and_matches_onnx(precision, demo_onnx, face_paths, t
     _meta, build = read_sidecar(engine)
     assert build["precision"] == precision and build["profile"] == {"min": 1, "opt": 2, "max": 4}
     batch = np.stack([preprocess_file(p, 473) for p in face_paths[:3]])
-    reference = OnnxRuntimeBackend(demo_onnx, device="cpu").run_single(batch)
-    logits = TensorRTBackend(engine).run_single(batch)
+    reference = open_backend(demo_onnx, "cpu", engine="onnxruntime").run_single(batch)
+    logits = open_backend(engine, "cuda", engine="tensorrt").run_single(batch)
     if precision == "fp32":  # TF32 is switched off for fp32 engines: only accumulation order differs
         assert (logits.argmax(1) == reference.argmax(1)).mean() >= 0.999
     else:  # fitted at 225, run at 473: no trained margins here (see README, Export); FP16 must track FP32

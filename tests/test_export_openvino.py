@@ -1,0 +1,117 @@
+"""dmlcsr-export --openvino end to end on the demo model at the size it was fitted at (its
+logits have a trained model's margins there): FP32 and NNCF INT8 IRs written with their
+metadata, verified against PyTorch on the real faces, run by dmlcsr-parse."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import DEMO_CALIBRATION_SIZE as SIZE
+
+from dmlcsr.demo_model import EXAMPLE_FACES
+from dmlcsr.export.cli import export_main
+from dmlcsr.export.compare import format_report
+from dmlcsr.export.quantize import STEM_SHAPES
+from dmlcsr.export.verify import verify_artefacts
+from dmlcsr.runtime import FaceParser
+from dmlcsr.runtime.cli import main as parse_main
+
+openvino = pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+
+@pytest.fixture(scope="module")
+def exported(demo_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("openvino")
+    args = ["--ckpt", str(demo_checkpoint), "--out", str(out), "--input-size", str(SIZE), "--openvino", "--int8",
+            "--calib", str(EXAMPLE_FACES), "--verify"]
+    result = CliRunner().invoke(export_main, args)
+    print(result.output)
+    stem = demo_checkpoint.stem
+    return {"result": result, "out": out, "fp32": out / f"{stem}-fp32.xml", "int8": out / f"{stem}-int8.xml",
+            "onnx": out / f"{stem}-fp32.onnx"}
+
+
+@pytest.fixture(scope="module")
+def reports(exported, demo_checkpoint, face_paths):
+    found = verify_artefacts(demo_checkpoint, [exported["fp32"], exported["int8"]], face_paths, device="cpu")
+    print("\n" + "\n".join(format_report(r) for r in found))
+    return {"fp32": found[0], "int8": found[1]}
+
+
+def test_export_writes_both_irs_and_verify_passes(exported):
+    result = exported["result"]
+    assert result.exit_code == 0, result.output
+    for precision in ("fp32", "int8"):
+        xml = exported[precision]
+        assert xml.is_file() and xml.with_suffix(".bin").is_file() and str(xml) in result.output
+    assert not list(exported["out"].glob(".*partial*"))  # written under temporary names, then renamed
+    assert "openvino[CPU, int8-nncf, f32 compute]" in result.output
+    assert "artefact(s) within thresholds" in result.output and "FAILED" not in result.output
+
+
+def test_fp32_ir_equals_pytorch_on_the_real_faces(reports):
+    report = reports["fp32"]
+    assert report.images == 7 and report.precision == "fp32"
+    assert report.agreement_labels >= 0.9999 and report.passed, format_report(report)
+
+
+def test_int8_ir_passes_verify_on_the_real_faces(reports):
+    report = reports["int8"]
+    assert report.images == 7 and report.precision == "int8-nncf"
+    assert report.passed, format_report(report)  # >= 99 % of the labels after the official upsample
+    assert report.agreement_logits >= 0.99, format_report(report)
+
+
+def _weight_type(conv) -> str:
+    """Element type of the constant a convolution's weights come from (through converts and scales)."""
+    node = conv.input_value(1).get_node()
+    while node.get_type_name() != "Constant":
+        node = node.input_value(0).get_node()
+    return node.get_element_type().get_type_name()
+
+
+def test_int8_ir_keeps_the_stem_float_and_the_rest_int8(exported):
+    model = openvino.Core().read_model(str(exported["int8"]))
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    stem, rest = convs[:3], convs[3:]
+    assert [tuple(c.input_value(1).get_partial_shape().to_shape()) for c in stem] == list(STEM_SHAPES)
+    assert [_weight_type(c) for c in stem] == ["f32"] * 3
+    assert all(c.input_value(0).get_node().get_type_name() != "FakeQuantize" for c in stem)
+    assert len(rest) > 100 and all(_weight_type(c) == "i8" for c in rest)
+    meta = FaceParser(exported["int8"]).metadata
+    assert meta.precision == "int8-nncf" and meta.preprocessing.input_size == (SIZE, SIZE)
+    assert meta.extra["calibration"]["images"] == 7 and meta.extra["calibration"]["quantize_stem"] is False
+
+
+def test_parse_runs_the_int8_ir_and_names_the_engine(exported, face_paths, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in face_paths[:3]:
+        shutil.copy(path, photos / path.name)
+    result = CliRunner().invoke(parse_main, [str(exported["int8"]), str(photos), "--faces", "whole", "--batch", "2",
+                                             "--out", str(tmp_path / "parsed")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith(f"{exported['int8'].name}: openvino[CPU, int8-nncf")
+    assert "streams" in result.output.splitlines()[0]  # a folder: throughput mode
+    parser = FaceParser(exported["int8"])
+    import cv2
+
+    for path in face_paths[:3]:
+        written = cv2.imread(str(tmp_path / "parsed" / "photos" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(written, parser.parse(path))
+
+
+def test_openvino_without_the_extra_is_refused_before_any_work(demo_checkpoint, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    result = CliRunner().invoke(export_main, ["--ckpt", str(demo_checkpoint), "--out", str(tmp_path), "--openvino",
+                                              "--int8", "--calib", str(EXAMPLE_FACES)])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: --openvino --int8 needs NNCF, which is not installed; pip install "
+                                      "'dmlcsr[openvino]' (OpenVINO and NNCF)")
+    assert not list(tmp_path.iterdir())
