@@ -61,11 +61,14 @@ def list_targets() -> str:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("benchmarks/results"), show_default=True,
               help="Folder for the JSON results and the PNG plot.")
 @click.option("--tag", default="", help="Appended to the result file names, e.g. --tag threads1.")
+@click.option("--cpu-summary/--no-cpu-summary", default=True, show_default=True,
+              help="Compare every CPU engine timed: speed-up over ort-cpu-fp32 and label agreement with PyTorch "
+                   "on the example photos (DML-CSR then runs the demo checkpoint unless --dmlcsr-ckpt is given).")
 @click.option("--list-backends", is_flag=True, help="List the backends and exit.")
 def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size: int, num_classes: int, warmup: int,
          iterations: int, min_seconds: float, modules: bool, end_to_end: bool, photo: Path | None,
          dmlcsr_ckpt: Path | None, eagrnet_ckpt: Path | None, threads: int | None, work_dir: Path, out: Path,
-         tag: str, list_backends: bool) -> None:
+         tag: str, cpu_summary: bool, list_backends: bool) -> None:
     """Time deployed DML-CSR against the full EAGRNet on every backend present.
 
     Both networks run in the same process, interleaved call by call, at 1x3x473x473 by
@@ -76,6 +79,7 @@ def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size:
     \b
     Examples:
       dmlcsr-bench --quick          # ~30 min on 2 CPU cores (exports, INT8 calibration, emulated bf16)
+      dmlcsr-bench --backends ort-cpu-fp32,ov-cpu-fp32,ov-cpu-int8 --quick   # which CPU engine to deploy
       dmlcsr-bench --backends torch-cpu-fp32,ort-cpu-fp32 --batch-sizes 1,4
       dmlcsr-bench --backends torch-cuda-fp16-graph,tensorrt-fp16 --min-seconds 20
       dmlcsr-bench --list-backends
@@ -98,7 +102,8 @@ def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size:
             schedule=QUICK if quick else Schedule(warmup, iterations, min_seconds),
             module_schedule=QUICK_PARTS if quick else Schedule(1, max(3, iterations // 2)),
             modules=modules, end_to_end=end_to_end, photo=photo, dmlcsr_ckpt=dmlcsr_ckpt,
-            eagrnet_ckpt=eagrnet_ckpt, work_dir=work_dir, threads=threads, quick=quick, tag=tag)
+            eagrnet_ckpt=eagrnet_ckpt, work_dir=work_dir, threads=threads, quick=quick, tag=tag,
+            cpu_summary=cpu_summary)
         report = run_bench(settings, log=lambda message: click.echo(message, err=True))
         path = write_json(report, out)
         plot = plot_report(report, path.with_suffix(".png"))

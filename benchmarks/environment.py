@@ -9,43 +9,11 @@ import os
 import platform
 import shutil
 import subprocess
-from pathlib import Path
 
-#: CPU features that change which kernels run: bf16 is native only with AMX or
-#: AVX512-BF16; INT8 is fast only with VNNI (AVX512-VNNI or AVX-VNNI)
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "tensorrt", "numpy", "opencv-python-headless",
-             "dmlcsr")
+from dmlcsr.core.cpu import cpu_info
 
-
-def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """Model name, family/model, logical cores and the CPU_FLAGS present (Linux)."""
-    fields: dict[str, str] = {}
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = (part.strip() for part in line.partition(":"))
-            fields.setdefault(key, value)  # the first processor's
-    flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name") or platform.processor() or "unknown",
-            # virtual machines often show a bare "AMD EPYC": family/model pin the generation down
-            "family": fields.get("cpu family"), "model_id": fields.get("model"),
-            "logical_cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags],
-            "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
-            "native_int8_dot": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})}
-
-
-def bf16_note(cpu: dict) -> str:
-    """What to say next to CPU bf16 figures."""
-    if cpu["native_bf16"]:
-        return f"native bf16 ({', '.join(f for f in cpu['flags'] if 'bf16' in f)})"
-    return "this CPU has neither AMX nor AVX512-BF16: bf16 is emulated and slower than fp32"
-
-
-def int8_note(cpu: dict) -> str:
-    if cpu["native_int8_dot"]:
-        found = [f for f in cpu["flags"] if "vnni" in f or "int8" in f]
-        return f"int8 dot products in hardware ({', '.join(found)})"
-    return "this CPU has no VNNI: int8 convolutions gain little over fp32"
+LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino", "nncf", "tensorrt", "numpy",
+             "opencv-python-headless", "dmlcsr")
 
 
 def library_versions() -> dict[str, str]:

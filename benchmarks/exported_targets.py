@@ -1,6 +1,7 @@
-"""Targets that run exported artefacts: ONNX Runtime (CPU fp32, CPU INT8 QDQ, CUDA EP) and
-TensorRT engines. The artefacts are written by dmlcsr.export, exactly as users make them,
-into the bench's work folder and reused by later runs with the same weights and size."""
+"""Targets that run exported artefacts through the runtime's backend registry, as users run
+them: ONNX Runtime (CPU fp32, CPU INT8 QDQ, CUDA EP), OpenVINO (CPU fp32, NNCF INT8, bf16)
+and TensorRT engines. The artefacts are written by dmlcsr.export, exactly as users make
+them, into the bench's work folder and reused by later runs with the same weights and size."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dmlcsr.benchmarks.environment import int8_note
 from dmlcsr.benchmarks.models import BenchModel
 from dmlcsr.benchmarks.targets import BenchContext, Prepared, Target
+from dmlcsr.core.cpu import bf16_note, int8_note
 from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.backends import Backend, open_backend
+from dmlcsr.runtime.backends.registry import entry_for
 
 INPUT = "input"
 
@@ -27,15 +30,21 @@ def reusable(path: Path, model: BenchModel) -> bool:
     if not path.is_file():
         return False
     try:
-        extra = engine_metadata(path).extra if path.suffix == ".engine" else _onnx_metadata(path).extra
+            extra = engine_metadata(path).extra if path.suffix == ".engine" else _artefact_metadata(path).extra
     except DmlcsrError:
         return False
     return extra.get("network") == model.name and extra.get("weights") == model.weights
 
 
-def _onnx_metadata(path: Path):
+def _artefact_metadata(path: Path):
+    """The metadata of an ONNX file or an IR (read through the registry's backends)."""
     from dmlcsr.export.onnx_export import read_metadata
 
+    if path.suffix == ".xml":
+        meta = open_backend(path, "cpu", engine="openvino").metadata
+        if meta is None:
+            raise DmlcsrError(f"{path} carries no dmlcsr metadata")
+        return meta
     return read_metadata(path)
 
 
@@ -74,13 +83,10 @@ def fp32_onnx(model: BenchModel, ctx: BenchContext) -> Path:
 def int8_onnx(model: BenchModel, ctx: BenchContext) -> Path:
     """The INT8 QDQ ONNX file dmlcsr-export makes from the FP32 one, calibrated (its default
     method) on the real face photos shipped with dmlcsr, preprocessed as the runtime does."""
-    from dmlcsr.export.face_inputs import default_image_dir
-    from dmlcsr.export.quantize import load_calibration_inputs, quantize_int8
+    from dmlcsr.export.quantize import quantize_int8
 
     def make(path: Path) -> None:
-        if ctx.calibration is None:
-            ctx.calibration = load_calibration_inputs(default_image_dir(), ctx.input_size)
-        quantize_int8(fp32_onnx(model, ctx), path, ctx.calibration)
+        quantize_int8(fp32_onnx(model, ctx), path, calibration(ctx))
 
     return cached(model, ctx, "int8", make)
 
@@ -92,13 +98,32 @@ def fp16_onnx(model: BenchModel, ctx: BenchContext) -> Path:
     return cached(model, ctx, "fp16", lambda path: convert_fp16(fp32_onnx(model, ctx), path))
 
 
-def ort_session(path: Path, providers: list, threads: int | None):
-    import onnxruntime as ort
+def openvino_fp32_ir(model: BenchModel, ctx: BenchContext) -> Path:
+    """The FP32 OpenVINO IR dmlcsr-export --openvino writes from the FP32 ONNX file."""
+    from dmlcsr.export.openvino_export import write_fp32_ir
 
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=providers)
+    return cached(model, ctx, "ov-fp32", lambda path: write_fp32_ir(fp32_onnx(model, ctx), path), ".xml")
+
+
+def openvino_int8_ir(model: BenchModel, ctx: BenchContext) -> Path:
+    """The INT8 IR dmlcsr-export --openvino --int8 writes (NNCF, its default recipe),
+    calibrated on the real face photos shipped with dmlcsr."""
+    from dmlcsr.export.openvino_export import write_int8_ir
+
+    def make(path: Path) -> None:
+        write_int8_ir(fp32_onnx(model, ctx), path, calibration(ctx), log=lambda _message: None)
+
+    return cached(model, ctx, "ov-int8", make, ".xml")
+
+
+def calibration(ctx: BenchContext):
+    """The shipped face photos preprocessed at the bench's input size, loaded once."""
+    from dmlcsr.export.face_inputs import default_image_dir
+    from dmlcsr.export.quantize import load_calibration_inputs
+
+    if ctx.calibration is None:
+        ctx.calibration = load_calibration_inputs(default_image_dir(), ctx.input_size)
+    return ctx.calibration
 
 
 def missing_module(name: str, hint: str) -> str | None:
@@ -110,38 +135,78 @@ def missing_module(name: str, hint: str) -> str | None:
     return None if found else f"{name} is not importable ({hint})"
 
 
-class OrtCpu(Target):
+class RuntimeCpu(Target):
+    """An exported artefact on the CPU through dmlcsr.runtime's backend registry (what
+    FaceParser runs), timed on one fixed batch."""
+
     device = "cpu"
+    engine = "onnxruntime"
+    inference_precision = "f32"
+    #: the file this target runs, made (or reused) in the work folder
+    artefact: Callable[[BenchModel, BenchContext], Path] = staticmethod(fp32_onnx)
 
     def skip_reason(self, ctx: BenchContext) -> str | None:
-        return missing_module("onnxruntime", "pip install 'dmlcsr[export]'")
+        availability = entry_for(self.engine).is_available()
+        return None if availability else availability.reason
 
-    def artefact(self, model: BenchModel, ctx: BenchContext) -> Path:
-        return fp32_onnx(model, ctx)
+    def open(self, model: BenchModel, ctx: BenchContext) -> Backend:
+        return open_backend(self.artefact(model, ctx), "cpu", ctx.threads, engine=self.engine,
+                            inference_precision=self.inference_precision)
 
     def prepare(self, model: BenchModel, batch: int, ctx: BenchContext) -> Prepared:
-        session = ort_session(self.artefact(model, ctx), ["CPUExecutionProvider"], ctx.threads)
-        feeds = {INPUT: ctx.example_batch(batch)}
-        return Prepared(lambda: session.run(None, feeds), note=self.note(ctx))
+        backend = self.open(model, ctx)
+        feeds = {backend.inputs[0].name: ctx.example_batch(batch)}
+        return Prepared(lambda: backend.run(feeds), note=self.note(ctx))
 
     def note(self, ctx: BenchContext) -> str:
         return ""
 
 
-class OrtCpuFp32(OrtCpu):
+class OrtCpuFp32(RuntimeCpu):
     name = "ort-cpu-fp32"
     description = "ONNX Runtime, CPU EP, float32 ONNX from dmlcsr.export"
 
 
-class OrtCpuInt8(OrtCpu):
+class OrtCpuInt8(RuntimeCpu):
     name = "ort-cpu-int8"
-    description = "ONNX Runtime, CPU EP, INT8 QDQ ONNX (static quantisation on real faces)"
-
-    def artefact(self, model: BenchModel, ctx: BenchContext) -> Path:
-        return int8_onnx(model, ctx)
+    description = "ONNX Runtime, CPU EP, INT8 QDQ ONNX (the TensorRT source; static quantisation on real faces)"
+    artefact = staticmethod(int8_onnx)
 
     def note(self, ctx: BenchContext) -> str:
         return int8_note(ctx.cpu)
+
+
+class OvCpuFp32(RuntimeCpu):
+    name = "ov-cpu-fp32"
+    description = "OpenVINO, CPU, FP32 IR (inference precision f32, set explicitly)"
+    engine = "openvino"
+    artefact = staticmethod(openvino_fp32_ir)
+
+
+class OvCpuInt8(RuntimeCpu):
+    name = "ov-cpu-int8"
+    description = "OpenVINO, CPU, INT8 IR quantized by NNCF on real faces (dmlcsr-export --openvino --int8)"
+    engine = "openvino"
+    artefact = staticmethod(openvino_int8_ir)
+
+    def note(self, ctx: BenchContext) -> str:
+        return int8_note(ctx.cpu)
+
+
+class OvCpuBf16(RuntimeCpu):
+    name = "ov-cpu-bf16"
+    description = "OpenVINO, CPU, FP32 IR computed in bf16 (AMX or AVX512-BF16 CPUs)"
+    engine = "openvino"
+    inference_precision = "bf16"
+    artefact = staticmethod(openvino_fp32_ir)
+
+    def skip_reason(self, ctx: BenchContext) -> str | None:
+        if not ctx.cpu["native_bf16"]:
+            return "this CPU has neither AMX nor AVX512-BF16: OpenVINO refuses bf16 compute here"
+        return super().skip_reason(ctx)
+
+    def note(self, ctx: BenchContext) -> str:
+        return bf16_note(ctx.cpu)
 
 
 class OrtCudaFp32(Target):
@@ -163,8 +228,7 @@ class OrtCudaFp32(Target):
     def prepare(self, model: BenchModel, batch: int, ctx: BenchContext) -> Prepared:
         import onnxruntime as ort
 
-        providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}), "CPUExecutionProvider"]
-        session = ort_session(fp32_onnx(model, ctx), providers, ctx.threads)
+        session = open_backend(fp32_onnx(model, ctx), "cuda", ctx.threads, engine="onnxruntime").session
         binding = session.io_binding()
         binding.bind_ortvalue_input(INPUT, ort.OrtValue.ortvalue_from_numpy(ctx.example_batch(batch), "cuda", 0))
         for output in session.get_outputs():
@@ -220,9 +284,7 @@ class TensorRt(Target):
         return cached(model, ctx, f"trt-{self.precision}-b{batch}", make, ".engine")
 
     def prepare(self, model: BenchModel, batch: int, ctx: BenchContext) -> Prepared:
-        from dmlcsr.runtime.backends.tensorrt_backend import TensorRTBackend
-
-        backend = TensorRTBackend(self.engine(model, batch, ctx), device="cuda")
+        backend = open_backend(self.engine(model, batch, ctx), "cuda", engine="tensorrt")
         feeds = {backend.inputs[0].name: ctx.example_batch(batch)}
         return Prepared(lambda: backend.run(feeds), note="includes host<->GPU copies of input and logits")
 
@@ -238,4 +300,4 @@ class TensorRtInt8(TensorRt):
     precision = "int8"
 
 
-EXPORTED_TARGETS = (OrtCpuFp32, OrtCpuInt8, OrtCudaFp32, TensorRtFp16, TensorRtInt8)
+EXPORTED_TARGETS = (OrtCpuFp32, OrtCpuInt8, OvCpuFp32, OvCpuInt8, OvCpuBf16, OrtCudaFp32, TensorRtFp16, TensorRtInt8)

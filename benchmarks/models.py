@@ -50,7 +50,8 @@ class BenchModel:
 def load_models(num_classes: int, input_size: int, dmlcsr_ckpt: Path | None = None,
                 eagrnet_ckpt: Path | None = None, seed: int = 0) -> list[BenchModel]:
     """Both networks, from checkpoints when given, else seeded random weights (latency does
-    not depend on the weights' values); parameters and FLOPs counted at ``input_size``."""
+    not depend on the weights' values; pass the demo checkpoint as ``dmlcsr_ckpt`` where
+    labels are compared); parameters and FLOPs counted at ``input_size``."""
     from dmlcsr.checkpoint import load_dml_csr, load_eagrnet
 
     models = []

@@ -82,9 +82,35 @@ def end_to_end_table(report: dict) -> list[str]:
     return [f"end to end, FaceParser on {e2e['photo']} ({width}x{height}) via {e2e['backend']}: {stages} ms (medians)"]
 
 
+def cpu_summary_table(report: dict) -> list[str]:
+    """Every CPU engine's DML-CSR latency, speed-up over ONNX Runtime FP32 and agreement."""
+    summary = report.get("cpu_summary")
+    if not summary or not summary["rows"]:
+        return []
+    lines = [f"CPU summary (DML-CSR, batch 1; agreement with PyTorch FP32 on {len(summary['photos'])} photos, "
+             f"weights {summary['model_weights']}):",
+             f"  {'backend':14}{'ms':>9}{'speed-up':>10}{'agree out':>11}{'agree 473':>11}  {'worst class':20}verify"]
+    for row in summary["rows"]:
+        speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
+        worst = f"{row['worst_class']} {row['worst_class_agreement']:.1%}"
+        lines.append(f"  {row['backend']:14}{row['median_ms']:9.1f}{speedup:>10}{row['agreement_output']:11.3%}"
+                     f"{row['agreement_labels']:11.3%}  {worst:20}{'pass' if row['passes_verify'] else 'FAIL'} "
+                     f"(>= {row['threshold']:.2%})")
+    folder = summary.get("folder")
+    if folder and folder["rows"]:
+        lines.append(f"  folder of {folder['images']} photos (--faces whole), images/s:")
+        for row in folder["rows"]:
+            mode = f"throughput mode, batch {row['batch']}" if row["throughput_mode"] else "one at a time"
+            speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
+            lines.append(f"    {row['backend']:14}{row['images_per_s']:7.2f}{speedup:>8}  {mode}  ({row['engine']})")
+    return lines
+
+
 def format_report(report: dict) -> str:
     parts = [header(report), ["", "latency, batch 1:"], latency_table(report), ["", "throughput:"],
              throughput_table(report)]
+    if report.get("cpu_summary"):
+        parts += [[""], cpu_summary_table(report)]
     if report.get("modules"):
         parts += [[""], module_table(report)]
     parts += [end_to_end_table(report)]

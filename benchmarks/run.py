@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from dmlcsr.benchmarks.environment import describe_environment, load_average
+from dmlcsr.benchmarks.exported_targets import RuntimeCpu
 from dmlcsr.benchmarks.harness import Schedule, measure_interleaved
 from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO, BenchModel, load_models
 from dmlcsr.benchmarks.targets import BenchContext, Target, all_targets, example_batch
@@ -40,6 +41,7 @@ class BenchSettings:
     threads: int | None = None
     quick: bool = False
     tag: str = ""
+    cpu_summary: bool = True
 
     def batches_for(self, target: Target) -> tuple[int, ...]:
         return self.batch_sizes or DEFAULT_BATCHES[target.device]
@@ -91,9 +93,15 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = print) -> di
     if settings.threads:
         torch.set_num_threads(settings.threads)
     environment = describe_environment()
-    log(f"building both networks at {settings.input_size}x{settings.input_size} (FLOPs counted on one forward)")
-    models = load_models(settings.num_classes, settings.input_size, settings.dmlcsr_ckpt, settings.eagrnet_ckpt)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
+    summarise = settings.cpu_summary and any(isinstance(t, RuntimeCpu) for t in targets)
+    dmlcsr_ckpt = settings.dmlcsr_ckpt
+    if summarise and dmlcsr_ckpt is None:  # label agreement needs confident logits (see cpu_summary)
+        from dmlcsr.export.artefacts import make_demo_checkpoint
+
+        dmlcsr_ckpt = make_demo_checkpoint(settings.work_dir, settings.input_size, log, settings.num_classes)
+    log(f"building both networks at {settings.input_size}x{settings.input_size} (FLOPs counted on one forward)")
+    models = load_models(settings.num_classes, settings.input_size, dmlcsr_ckpt, settings.eagrnet_ckpt)
     ctx = BenchContext(settings.input_size, settings.work_dir, environment["cpu"], settings.threads)
     results, skipped = [], []
     for target in targets:
@@ -122,6 +130,10 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = print) -> di
                             "paper_gflops": PAPER_FIGURES[m.name][1]} for m in models},
         "results": results, "ratios": ratios(results), "skipped": skipped,
     }
+    if summarise:
+        from dmlcsr.benchmarks.cpu_summary import cpu_summary
+
+        report["cpu_summary"] = cpu_summary(models[0], targets, results, ctx, log)
     if settings.modules:
         report["modules"] = module_report(models, settings, results, environment)
     if settings.end_to_end:

@@ -9,10 +9,10 @@ import copy
 import torch
 from torch import nn
 
-from dmlcsr.benchmarks.environment import bf16_note
 from dmlcsr.benchmarks.harness import cuda_event_clock
 from dmlcsr.benchmarks.models import BenchModel
 from dmlcsr.benchmarks.targets import BenchContext, Prepared, Target
+from dmlcsr.core.cpu import bf16_note
 
 NO_GPU = "no CUDA GPU visible to torch (this torch build: {build})"
 

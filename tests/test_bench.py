@@ -68,3 +68,35 @@ def test_cli_lists_backends_and_rejects_unknown_ones(tmp_path):
     bad = runner.invoke(main, ["--backends", "torch-tpu", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "error: unknown backend(s) torch-tpu" in bad.output
     assert not list(tmp_path.iterdir())
+
+
+CPU_ENGINES = ["ort-cpu-fp32", "ort-cpu-int8", "ov-cpu-fp32", "ov-cpu-int8"]
+
+
+def test_cpu_engines_twice_in_one_work_folder_give_the_summary_both_times(tmp_path):
+    """A second run reuses every artefact (FP32/INT8 ONNX, IRs) and quantizes nothing anew,
+    and its reused FP32 file quantizes as a fresh one (the stem is found by shape)."""
+    pytest.importorskip("openvino")
+    settings = BenchSettings(input_size=97, num_classes=19, targets=CPU_ENGINES, batch_sizes=(1,),
+                             schedule=Schedule(warmup=0, iterations=1), modules=False, end_to_end=False,
+                             work_dir=tmp_path / "work")
+    reports = []
+    for _ in range(2):
+        messages: list[str] = []
+        reports.append(run_bench(settings, log=messages.append))
+        if len(reports) == 1:
+            made = {p.name: p.stat().st_mtime_ns for p in settings.work_dir.iterdir()}
+    assert {p.name: p.stat().st_mtime_ns for p in settings.work_dir.iterdir()} == made  # reused, not remade
+    assert any(name.endswith(".xml") for name in made) and any(name.endswith(".pth") for name in made)
+    for report in reports:
+        assert report["skipped"] == []
+        assert {r["backend"] for r in report["results"]} == set(CPU_ENGINES)
+        summary = report["cpu_summary"]
+        assert summary["model_weights"].startswith("demo-dmlcsr-19-97.pth") and len(summary["photos"]) == 7
+        rows = {row["backend"]: row for row in summary["rows"]}
+        assert set(rows) == set(CPU_ENGINES) and rows["ort-cpu-fp32"]["speedup"] == 1.0
+        assert rows["ov-cpu-fp32"]["agreement_labels"] >= 0.9999 and rows["ov-cpu-fp32"]["passes_verify"]
+        assert "int8-nncf" in rows["ov-cpu-int8"]["engine"] and 0.5 < rows["ov-cpu-int8"]["agreement_labels"]
+        assert "CPU summary" in format_report(report) and "ov-cpu-int8" in format_report(report)
+    first, second = ({row["backend"]: row["agreement_labels"] for row in r["cpu_summary"]["rows"]} for r in reports)
+    assert first == second  # the same files give the same labels
