@@ -168,30 +168,21 @@ class FaceParser:
         return -(-self.input_size[0] // stride), -(-self.input_size[1] // stride)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._infer_many([batch])[0]
-
-    def _infer_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """Run preprocessed batches, all handed to the backend at once (an engine with several
-        requests in flight runs them side by side, one image per request), each cut into
-        pieces the model accepts; checks what comes back."""
+        """Run a preprocessed batch in pieces the model accepts, all handed to the backend at
+        once (an engine with several requests in flight runs them side by side, one image per
+        request); checks what comes back."""
         smallest, largest = self.backend.batch_limits
-        pieces: list[tuple[int, int]] = []  # (batch index, images in the piece)
-        feeds = []
-        for index, batch in enumerate(batches):
-            step = 1 if self.backend.requests_in_flight > 1 else (largest or len(batch))
-            for start in range(0, len(batch), step):
-                chunk = batch[start:start + step]
-                count = len(chunk)
-                if count < smallest:  # a fixed-batch model: pad, then drop the padding's outputs
-                    chunk = np.concatenate([chunk, np.zeros((smallest - count, *chunk.shape[1:]), chunk.dtype)])
-                feeds.append({self.metadata.input_name: chunk})
-                pieces.append((index, count))
+        step = 1 if self.backend.requests_in_flight > 1 else (largest or len(batch))
+        counts, feeds = [], []
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            counts.append(len(chunk))
+            if len(chunk) < smallest:  # a fixed-batch model: pad, then drop the padding's outputs
+                chunk = np.concatenate([chunk, np.zeros((smallest - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            feeds.append({self.metadata.input_name: chunk})
         outputs = self.backend.run_many(feeds)
-        parts: list[list[np.ndarray]] = [[] for _ in batches]
-        for (index, count), output in zip(pieces, outputs, strict=True):
-            parts[index].append(output[self.metadata.output_name][:count])
-        return [self._checked(np.concatenate(part).astype(np.float32, copy=False), len(batch))
-                for part, batch in zip(parts, batches, strict=True)]
+        pieces = [output[self.metadata.output_name][:count] for output, count in zip(outputs, counts, strict=True)]
+        return self._checked(np.concatenate(pieces).astype(np.float32, copy=False), len(batch))
 
     def _checked(self, logits: np.ndarray, count: int) -> np.ndarray:
         if logits.ndim != 4 or logits.shape[:2] != (count, self.num_classes):
