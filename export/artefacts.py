@@ -50,6 +50,7 @@ class ExportOptions:
     triton: Path | None = None
     triton_model: str = "auto"
     openvino: bool = False
+    int8_max_drop: float | None = None
 
 
 @dataclass
@@ -87,6 +88,8 @@ def _check_options(options: ExportOptions) -> None:
         raise DmlcsrError(f"--workspace-mib must be positive, not {options.workspace_mib}")
     if options.engines:
         import_tensorrt()  # fail now, not after the ONNX work
+    if options.int8_max_drop is not None and not (options.openvino and options.int8):
+        raise DmlcsrError("--int8-max-drop tunes the OpenVINO INT8 IR; add --openvino --int8 --calib DIR")
     if options.openvino:
         from dmlcsr.export.openvino_export import import_nncf, import_openvino
 
@@ -151,7 +154,7 @@ def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print
 
         step("openvino", "fp32", lambda: write_fp32_ir(onnx_files["fp32"], out / f"{stem}-fp32.xml"))
         if options.int8:
-            recipe = NncfRecipe(quantize_stem=options.int8_stem)
+            recipe = NncfRecipe(quantize_stem=options.int8_stem, max_drop=options.int8_max_drop)
             step("openvino", "int8-nncf", lambda: write_int8_ir(onnx_files["fp32"], out / f"{stem}-int8.xml",
                                                                  calibration, recipe, log=log))
     engines: dict[str, Path] = {}

@@ -85,16 +85,22 @@ Runtime runs it slower than FP32 or below verify's bar, so use the INT8 IR there
               help="What Triton serves; auto = the last engine built, else FP16, else FP32 ONNX.")
 @click.option("--openvino", is_flag=True,
               help="Also write OpenVINO IR for CPUs: FP32, and INT8 (NNCF) with --int8 (needs 'dmlcsr[openvino]').")
+@click.option("--int8-max-drop", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="With --openvino --int8: NNCF accuracy control reverts the most sensitive layers to float until "
+                   "the IR's labels agree with FP32 on the --calib photos within this drop (0.005 = 99.5 %%). "
+                   "Slow (18 min at 473 px on 2 cores) and the IR runs slower (demo model: 1.8x instead of 3.7x "
+                   "ONNX Runtime FP32).")
 @click.option("--verify", is_flag=True, help="Then run dmlcsr-verify on the ONNX models, IRs and engines written.")
 def export_main(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, int8_stem, calib_limit, batch, input_size,
-                opset, engines, workspace_mib, timing_cache, triton, triton_model, openvino, verify) -> None:
+                opset, engines, workspace_mib, timing_cache, triton, triton_model, openvino, int8_max_drop,
+                verify) -> None:
     """Export a DML-CSR checkpoint to ONNX (FP32, FP16, INT8 QDQ), TensorRT engines and a
     Triton model repository. The edge branches of a training checkpoint are dropped."""
     from dmlcsr.export.artefacts import ExportOptions, export_checkpoint
 
     options = ExportOptions(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, int8_stem, calib_limit,
                             batch, input_size, opset, tuple(engines), workspace_mib, timing_cache, triton, triton_model,
-                            openvino)
+                            openvino, int8_max_drop)
     try:
         written = export_checkpoint(options, log=click.echo)
     except DmlcsrError as exc:

@@ -115,3 +115,34 @@ def test_openvino_without_the_extra_is_refused_before_any_work(demo_checkpoint, 
     assert result.output.strip() == ("error: --openvino --int8 needs NNCF, which is not installed; pip install "
                                       "'dmlcsr[openvino]' (OpenVINO and NNCF)")
     assert not list(tmp_path.iterdir())
+
+
+def test_accuracy_control_reaches_the_asked_agreement(demo_model, face_paths, tmp_path):
+    """--int8-max-drop: NNCF reverts layers to float until the labels agree with FP32 on the
+    calibration photos within the drop. At 129 px, away from the size the demo model was
+    fitted at, the default recipe falls short of half its own drop; accuracy control closes it."""
+    from dmlcsr.core.geometry import labels_from_logits
+    from dmlcsr.export.face_inputs import preprocess_file
+    from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
+    from dmlcsr.export.openvino_export import NncfRecipe, write_fp32_ir, write_int8_ir
+    from dmlcsr.export.quantize import load_calibration_inputs
+    from dmlcsr.runtime.backends import open_backend
+
+    size = 129
+    fp32_onnx = export_onnx(demo_model, tmp_path / "fp32.onnx", deploy_metadata(19, input_size=size), size)
+    inputs = load_calibration_inputs(EXAMPLE_FACES, size)
+    fp32 = open_backend(write_fp32_ir(fp32_onnx, tmp_path / "fp32.xml"))
+    batch = np.stack([preprocess_file(path, size) for path in face_paths])
+    wanted = labels_from_logits(fp32.run_single(batch), (size, size))
+
+    def agreement(xml) -> float:
+        labels = labels_from_logits(open_backend(xml).run_single(batch), (size, size))
+        return float(np.mean([(got == want).mean() for got, want in zip(labels, wanted, strict=True)]))
+
+    plain = agreement(write_int8_ir(fp32_onnx, tmp_path / "plain.xml", inputs, log=print))
+    drop = (1 - plain) / 2
+    tuned_xml = write_int8_ir(fp32_onnx, tmp_path / "tuned.xml", inputs, NncfRecipe(max_drop=drop), log=print)
+    tuned = agreement(tuned_xml)
+    print(f"129 px: default recipe {plain:.4%}, accuracy control (max drop {drop:.4%}) {tuned:.4%}")
+    assert tuned >= 1 - drop - 1e-6 and tuned > plain
+    assert open_backend(tuned_xml).metadata.extra["calibration"]["max_drop"] == drop
