@@ -37,11 +37,13 @@ def reusable(path: Path, model: BenchModel) -> bool:
 
 
 def _artefact_metadata(path: Path):
-    """The metadata of an ONNX file or an IR (read through the registry's backends)."""
+    """The metadata of an ONNX file or an OpenVINO IR."""
     from dmlcsr.export.onnx_export import read_metadata
 
-    if path.suffix == ".xml":
-        meta = open_backend(path, "cpu", engine="openvino").metadata
+    if path.suffix == ".xml":  # read, not compiled: the rt_info is all that is needed
+        from dmlcsr.runtime.backends.openvino_backend import ov_core, read_rt_metadata
+
+        meta = read_rt_metadata(ov_core().read_model(str(path)))
         if meta is None:
             raise DmlcsrError(f"{path} carries no dmlcsr metadata")
         return meta

@@ -87,8 +87,8 @@ Runtime runs it slower than FP32 or below verify's bar, so use the INT8 IR there
               help="Also write OpenVINO IR for CPUs: FP32, and INT8 (NNCF) with --int8 (needs 'dmlcsr[openvino]').")
 @click.option("--int8-max-drop", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="With --openvino --int8: NNCF accuracy control reverts the most sensitive layers to float until "
-                   "the IR's labels agree with FP32 on the --calib photos within this drop (0.005 = 99.5 %%). "
-                   "Slow (18 min at 473 px on 2 cores) and the IR runs slower (demo model: 1.8x instead of 3.7x "
+                   "the IR's labels agree with FP32 on the --calib photos within this drop (0.005 = 99.5 %). "
+                   "Slow (18 min at 473 px on 2 cores) and the IR runs slower (demo model: 1.8x instead of 3.4-3.7x "
                    "ONNX Runtime FP32).")
 @click.option("--verify", is_flag=True, help="Then run dmlcsr-verify on the ONNX models, IRs and engines written.")
 def export_main(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, int8_stem, calib_limit, batch, input_size,

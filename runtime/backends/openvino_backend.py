@@ -164,20 +164,21 @@ class OpenVinoBackend(Backend):
         from openvino import AsyncInferQueue
 
         results: list[dict[str, np.ndarray] | None] = [None] * len(batches)
-        failures: list[str] = []
 
         def collect(request, index: int) -> None:
             results[index] = self._results(request)
 
         jobs = AsyncInferQueue(self.compiled, min(self.requests_in_flight, len(batches)))
         jobs.set_callback(collect)
+        inputs = [self._feeds(feeds) for feeds in batches]
         try:
-            for index, feeds in enumerate(batches):
-                jobs.start_async(self._feeds(feeds), index)
+            for index, feeds in enumerate(inputs):
+                jobs.start_async(feeds, index)
             jobs.wait_all()
-        except Exception as exc:
-            failures.append(first_line(exc, 300))
-        if failures or any(r is None for r in results):
-            raise DmlcsrError(f"OpenVINO failed to run {self.path.name} ({failures[0] if failures else 'no result'}); "
-                              "check the input shapes against the model's inputs")
+        except Exception as exc:  # as in run: the plugin's multi-line RuntimeError
+            raise DmlcsrError(f"OpenVINO failed to run {self.path.name} ({first_line(exc, 300)}); check the input "
+                              "shapes against the model's inputs") from None
+        if any(result is None for result in results):
+            raise DmlcsrError(f"OpenVINO returned no result for some requests on {self.path.name}; retry with "
+                              "throughput=False")
         return results  # type: ignore[return-value]
