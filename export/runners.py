@@ -7,7 +7,6 @@ Every runner takes N x 3 x S x S float32 and returns N x C x h x w float32 logit
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol
 
@@ -40,18 +39,20 @@ class TorchRunner:
             return self.model(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
 
 
-class ArtefactRunner(ABC):
-    """An exported artefact with its dmlcsr metadata; subclasses say how it is run."""
+class BackendRunner:
+    """An exported artefact through a dmlcsr.runtime backend: exactly what the runtime will
+    compute, with the artefact's metadata."""
 
-    def __init__(self, path: Path, metadata: ModelMetadata | None, engine: str) -> None:
-        if metadata is None:
+    def __init__(self, path: Path, backend: Backend) -> None:
+        if backend.metadata is None:
             raise DmlcsrError(f"{path} carries no dmlcsr metadata, so its preprocessing and classes are "
                               "unknown; verify artefacts written by dmlcsr-export")
         self.path = path
-        self.metadata: ModelMetadata = metadata
-        self.name = f"{path.name} [{engine}]"
-        #: the verify thresholds that apply: the artefact's precision, or how it is computed
-        self.precision = metadata.precision
+        self.backend = backend
+        self.metadata: ModelMetadata = backend.metadata
+        self.name = f"{path.name} [{backend.name}]"
+        #: the verify thresholds that apply: the artefact's precision, or bf16 when computed in bf16
+        self.precision = "bf16" if backend.inference_precision == "bf16" else backend.metadata.precision
 
     @property
     def input_size(self) -> int:
@@ -61,21 +62,8 @@ class ArtefactRunner(ABC):
                               "only (as dmlcsr-export writes them)")
         return int(height)
 
-    @abstractmethod
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """N x 3 x S x S float32 -> N x C x h x w float32 logits."""
-
-
-class BackendRunner(ArtefactRunner):
-    """The artefact through a dmlcsr.runtime backend: exactly what the runtime will compute."""
-
-    def __init__(self, path: Path, backend: Backend) -> None:
-        super().__init__(path, backend.metadata, backend.name)
-        self.backend = backend
-        if backend.inference_precision == "bf16":
-            self.precision = "bf16"
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.backend.run_single(batch), dtype=np.float32)
 
 

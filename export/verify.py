@@ -14,7 +14,7 @@ from dmlcsr.checkpoint import load_dml_csr
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.compare import ParityAccumulator, ParityReport
 from dmlcsr.export.face_inputs import batches
-from dmlcsr.export.runners import ArtefactRunner, TorchRunner, open_artefact
+from dmlcsr.export.runners import BackendRunner, TorchRunner, open_artefact
 
 
 def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os.PathLike],
@@ -35,7 +35,7 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
     if batch_size < 1:
         raise DmlcsrError(f"--batch-size must be at least 1, not {batch_size}")
     model, load = load_dml_csr(checkpoint)
-    runners: list[ArtefactRunner] = []
+    runners: list[BackendRunner] = []
     for path in artefacts:
         runner = open_artefact(path, device, engine if Path(path).suffix.lower() == ".onnx" else "auto")
         runners.append(runner)
@@ -74,15 +74,15 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
     return reports
 
 
-def cpu_int8_kernels(runner: ArtefactRunner) -> bool:
+def cpu_int8_kernels(runner: BackendRunner) -> bool:
     """A QDQ model run by ONNX Runtime's fused int8 CPU kernels: slower than FP32 on the CPUs
     measured and below verify's bar without VNNI, so not a path this toolkit deploys."""
-    backend = getattr(runner, "backend", None)
-    return (runner.precision == "int8-qdq" and backend is not None and backend.engine == "onnxruntime"
-            and backend.device == "cpu" and not backend.options.as_written)
+    backend = runner.backend
+    return (runner.precision == "int8-qdq" and backend.engine == "onnxruntime" and backend.device == "cpu"
+            and not backend.options.as_written)
 
 
-def _run_checked(runner: ArtefactRunner, batch: np.ndarray, expected_shape: tuple[int, ...]) -> np.ndarray:
+def _run_checked(runner: BackendRunner, batch: np.ndarray, expected_shape: tuple[int, ...]) -> np.ndarray:
     out = runner(batch)
     if out.shape != expected_shape:
         raise DmlcsrError(f"{runner.path} returned logits of shape {out.shape}, PyTorch {expected_shape}; "

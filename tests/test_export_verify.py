@@ -127,7 +127,7 @@ def test_cli_bad_inputs_give_one_line_errors(case, other_checkpoints, demo_train
     else:
         artefact = tmp_path / "model.bin"
         artefact.write_bytes(b"\0" * 16)
-        expected = "unknown artefact type"
+        expected = "unknown model type '.bin'"
     result = CliRunner().invoke(verify_main, ["--ckpt", str(ckpt), str(artefact), "--device", "cpu"])
     assert result.exit_code == 2, result.output
     error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
