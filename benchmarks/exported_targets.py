@@ -146,6 +146,8 @@ class RuntimeCpu(Target):
     inference_precision = "f32"
     #: the file this target runs, made (or reused) in the work folder
     artefact: Callable[[BenchModel, BenchContext], Path] = staticmethod(fp32_onnx)
+    #: what to say of this CPU next to the figures (INT8: VNNI or not; bf16: native or not)
+    cpu_note: Callable[[dict], str] | None = None
 
     def skip_reason(self, ctx: BenchContext) -> str | None:
         availability = entry_for(self.engine).is_available()
@@ -158,10 +160,7 @@ class RuntimeCpu(Target):
     def prepare(self, model: BenchModel, batch: int, ctx: BenchContext) -> Prepared:
         backend = self.open(model, ctx)
         feeds = {backend.inputs[0].name: ctx.example_batch(batch)}
-        return Prepared(lambda: backend.run(feeds), note=self.note(ctx))
-
-    def note(self, ctx: BenchContext) -> str:
-        return ""
+        return Prepared(lambda: backend.run(feeds), note=self.cpu_note(ctx.cpu) if self.cpu_note else "")
 
 
 class OrtCpuFp32(RuntimeCpu):
@@ -173,9 +172,7 @@ class OrtCpuInt8(RuntimeCpu):
     name = "ort-cpu-int8"
     description = "ONNX Runtime, CPU EP, INT8 QDQ ONNX (the TensorRT source; static quantisation on real faces)"
     artefact = staticmethod(int8_onnx)
-
-    def note(self, ctx: BenchContext) -> str:
-        return int8_note(ctx.cpu)
+    cpu_note = staticmethod(int8_note)
 
 
 class OvCpuFp32(RuntimeCpu):
@@ -190,9 +187,7 @@ class OvCpuInt8(RuntimeCpu):
     description = "OpenVINO, CPU, INT8 IR quantized by NNCF on real faces (dmlcsr-export --openvino --int8)"
     engine = "openvino"
     artefact = staticmethod(openvino_int8_ir)
-
-    def note(self, ctx: BenchContext) -> str:
-        return int8_note(ctx.cpu)
+    cpu_note = staticmethod(int8_note)
 
 
 class OvCpuBf16(RuntimeCpu):
@@ -202,13 +197,12 @@ class OvCpuBf16(RuntimeCpu):
     inference_precision = "bf16"
     artefact = staticmethod(openvino_fp32_ir)
 
+    cpu_note = staticmethod(bf16_note)
+
     def skip_reason(self, ctx: BenchContext) -> str | None:
         if not ctx.cpu["native_bf16"]:
             return "this CPU has neither AMX nor AVX512-BF16: OpenVINO refuses bf16 compute here"
         return super().skip_reason(ctx)
-
-    def note(self, ctx: BenchContext) -> str:
-        return bf16_note(ctx.cpu)
 
 
 class OrtCudaFp32(Target):
