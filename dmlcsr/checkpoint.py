@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from dmlcsr.core.labels import MAX_CLASSES, MIN_CLASSES
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.networks.dml_csr import DML_CSR
 from dmlcsr.networks.eagrnet import EAGRNet
@@ -83,12 +84,23 @@ def describe(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def infer_num_classes(state_dict: dict[str, torch.Tensor], network: str = "DML-CSR") -> int:
-    """The class count, read off the final classifier's weights (same key in both networks)."""
+    """The class count, read off the final classifier's weights (same key in both networks).
+
+    Refused outside MIN_CLASSES..MAX_CLASSES here, at load, because label maps are uint8
+    PNGs: class 260 would be saved as 4 and a 1-class parser has nothing to tell apart.
+    """
     weight = state_dict.get(CLASSIFIER_KEY)
     if weight is None or weight.dim() != 4:
         raise DmlcsrError(f"checkpoint has no {network} classifier ({CLASSIFIER_KEY}); "
                           f"{describe(state_dict)}")
-    return int(weight.shape[0])
+    found = int(weight.shape[0])
+    if not MIN_CLASSES <= found <= MAX_CLASSES:
+        fix = (f"retrain with at most {MAX_CLASSES} classes" if found > MAX_CLASSES
+               else "pass a face-parsing checkpoint with background plus at least one part")
+        raise DmlcsrError(f"checkpoint's {network} classifier ({CLASSIFIER_KEY}) has {found} classes, outside the "
+                          f"{MIN_CLASSES}..{MAX_CLASSES} dmlcsr supports (label maps are uint8 PNGs, values "
+                          f"0..{MAX_CLASSES - 1}); {fix}")
+    return found
 
 
 def check_num_classes(path: str | os.PathLike, found: int, requested: int | None) -> None:

@@ -24,9 +24,10 @@ from dmlcsr.export.face_inputs import list_images
 from dmlcsr.export.onnx_export import DEFAULT_INPUT_SIZE, check_writable_dir, deploy_metadata, export_onnx
 from dmlcsr.export.quantize import MIN_CALIBRATION_IMAGES, load_calibration_inputs, quantize_int8
 from dmlcsr.export.verify import verify_artefacts
-from dmlcsr.runtime.cli import collect_jobs, photo_options, write_label_legend
-from dmlcsr.runtime.faces.files import run_photo_images
-from dmlcsr.runtime.faces.photo import MIN_FACE
+from dmlcsr.runtime.faces.detector import CenterFace
+from dmlcsr.runtime.jobs import collect_jobs
+from dmlcsr.runtime.labellers import EveryFace
+from dmlcsr.runtime.parse_files import parse_jobs
 from dmlcsr.runtime.parser import FaceParser
 
 UNTRAINED_NOTE = (
@@ -55,10 +56,8 @@ def make_checkpoint(out: Path) -> Path:
 def parse_examples(model_path: Path, images: list[Path], out: Path) -> list[str]:
     """Parse each photo face by face, as ``dmlcsr-parse MODEL IMAGES --overlay`` does."""
     parser = FaceParser(model_path, device="cpu")
-    out.mkdir(parents=True, exist_ok=True)
-    write_label_legend(parser, out)
-    options = photo_options("auto", None, "0.2,0.2,0.4,0.2", MIN_FACE, "cpu", None)
-    return run_photo_images(parser, collect_jobs(images), out, options, with_overlay=True)
+    labeller = EveryFace(parser, "auto", CenterFace.open(device="cpu"))
+    return parse_jobs(labeller, collect_jobs(images).jobs, out, with_overlay=True).skips.messages
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

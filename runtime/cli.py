@@ -1,35 +1,31 @@
 """dmlcsr-parse: label maps (and overlays) for image files, folders and videos.
 
-A thin click wrapper: inputs are expanded to images and videos, read with the runtime's
-image checks, parsed by FaceParser in batches, and written as PNG label maps whose pixel
+A thin click wrapper: options are checked (contradictions refused), inputs expanded to
+jobs with unique outputs that never land on an input (jobs.py), and the jobs run by
+parse_files.py, where any one bad input is a counted skip. Label maps are PNGs whose pixel
 values are class indices (names in labels.json beside them).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import numpy as np
-from tqdm import tqdm
+from click.core import ParameterSource
 
-from dmlcsr.core.labels import palette
+from dmlcsr.core.validation import box_values, finite_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.backends import DEVICES, ENGINES
+from dmlcsr.runtime.faces.box_file import read_boxes
 from dmlcsr.runtime.faces.detector import CenterFace
-from dmlcsr.runtime.faces.files import PhotoOptions, run_photo_images, run_photo_video
 from dmlcsr.runtime.faces.framing import Margin
-from dmlcsr.runtime.faces.photo import MIN_FACE, read_boxes
-from dmlcsr.runtime.images import IMAGE_SUFFIXES, load_image, open_video, open_video_writer, validate_face_box
+from dmlcsr.runtime.faces.photo import MIN_FACE
+from dmlcsr.runtime.jobs import collect_jobs, refuse_overwriting_inputs
+from dmlcsr.runtime.labellers import EveryFace, OneFace
+from dmlcsr.runtime.parse_files import parse_jobs
 from dmlcsr.runtime.parser import FaceParser
-from dmlcsr.runtime.visualize import overlay, write_image
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 EXAMPLES = """\b
 Examples:
@@ -51,149 +47,65 @@ Writes, under --out:
 """
 
 
-@dataclass(frozen=True)
-class Job:
-    """One input file and the name (relative to --out, no suffix) its outputs get."""
-
-    source: Path
-    name: Path
-    is_video: bool
-
-
-def collect_jobs(inputs: Sequence[str | Path]) -> list[Job]:
-    """Files and folders (searched recursively for images and videos) -> jobs with unique names."""
-    jobs: list[Job] = []
-    taken: set[Path] = set()
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in
-                           IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-            if not found:
-                raise DmlcsrError(f"no images or videos in {item}; image types: {' '.join(IMAGE_SUFFIXES)}")
-            pairs = [(p, Path(item.resolve().name) / p.relative_to(item).with_suffix("")) for p in found]
-        elif item.is_file():
-            pairs = [(item, Path(item.stem))]
-        else:
-            raise DmlcsrError(f"input not found: {item}")
-        for source, name in pairs:
-            unique, count = name, 1
-            while unique in taken:
-                unique, count = name.with_name(f"{name.name}-{count}"), count + 1
-            taken.add(unique)
-            jobs.append(Job(source, unique, source.suffix.lower() in VIDEO_SUFFIXES))
-    return jobs
-
-
 def parse_face_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """--face-box X,Y,W,H as four numbers, checked as every face box is."""
     if text is None:
         return None
-    parts = text.replace(" ", "").split(",")
     try:
-        box = tuple(float(p) for p in parts)
+        values = [float(part) for part in text.replace(" ", "").split(",")]
     except ValueError:
-        box = ()
-    if len(box) != 4:
+        values = []
+    if len(values) != 4:
         raise DmlcsrError(f"--face-box {text!r} is not x,y,w,h (four numbers, pixels), e.g. 410,120,160,200")
-    return box  # type: ignore[return-value]
+    return box_values(values, "--face-box")
 
 
-def label_images(parser: FaceParser, images: list[np.ndarray], face_box: Sequence[float] | None,
-                 batch: int) -> list[np.ndarray]:
-    """The labelling step for a group of images: one face per image (whole image or the box)."""
-    boxes = None if face_box is None else [face_box] * len(images)
-    return parser.parse_batch(images, boxes, batch_size=batch)
+#: options that only mean something with --faces auto (or FILE.json): given otherwise, they
+#: would be ignored without a word
+FACE_MODE_OPTIONS = {"detector": ("auto",), "margin": ("auto", "json"), "min_face": ("auto",)}
 
 
-def _batches(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def refuse_conflicts(ctx: click.Context, faces: str, face_box: str | None) -> None:
+    """One-line errors for options that contradict each other or would be ignored."""
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+    if face_box is not None and given("faces"):
+        raise DmlcsrError("--face-box and --faces both say where the faces are; pass one of them")
+    mode = "box" if face_box is not None else faces if faces in ("auto", "whole") else "json"
+    for name, modes in FACE_MODE_OPTIONS.items():
+        if given(name) and mode not in modes:
+            flag = "--" + name.replace("_", "-")
+            used = "--face-box" if mode == "box" else f"--faces {faces}"
+            raise DmlcsrError(f"{flag} does nothing with {used}; it applies to --faces "
+                              f"{' or '.join('FILE.json' if m == 'json' else m for m in modes)}")
 
 
-def run_images(parser: FaceParser, jobs: list[Job], out: Path, face_box: Sequence[float] | None, batch: int,
-               with_overlay: bool) -> list[str]:
-    """Parse image jobs ``batch`` at a time; returns the messages of the files skipped."""
-    skipped: list[str] = []
-    with tqdm(total=len(jobs), unit="img", desc="images", disable=not jobs) as bar:
-        for group in _batches(jobs, batch):
-            ready: list[tuple[Job, np.ndarray]] = []
-            for job in group:
-                try:
-                    image = load_image(job.source, parser.max_pixels)
-                    if face_box is not None:
-                        validate_face_box(face_box, image.shape[:2])
-                    ready.append((job, image))
-                except DmlcsrError as exc:
-                    skipped.append(f"{job.source}: {exc}")
-                    tqdm.write(f"skipped {job.source}: {exc}", file=sys.stderr)
-                    bar.update(1)
-            labels = label_images(parser, [image for _, image in ready], face_box, batch) if ready else []
-            for (job, image), label_map in zip(ready, labels, strict=True):
-                write_image(out / job.name.with_suffix(".png"), label_map)
-                if with_overlay:
-                    write_image(out / job.name.with_name(job.name.name + "_overlay.jpg"),
-                                overlay(image, label_map, parser.label_names))
-                bar.update(1)
-    return skipped
-
-
-def run_video(parser: FaceParser, job: Job, out: Path, face_box: Sequence[float] | None, batch: int,
-              with_overlay: bool) -> int:
-    """Parse every frame of one video; label PNGs per frame, optionally an overlay video."""
-    capture, total, fps = open_video(job.source)
-    writer = None
-    frames_dir = out / job.name
-    frames_dir.mkdir(parents=True, exist_ok=True)
-    everything = list(range(parser.num_classes))
-    index = 0
-    try:
-        with tqdm(total=total, unit="frame", desc=job.source.name) as bar:
-            while True:
-                frames = []
-                while len(frames) < batch:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    frames.append(frame)
-                if not frames:
-                    break
-                for frame, label_map in zip(frames, label_images(parser, frames, face_box, batch), strict=True):
-                    write_image(frames_dir / f"{index:06d}.png", label_map)
-                    if with_overlay:
-                        picture = overlay(frame, label_map, parser.label_names, legend=everything)
-                        if writer is None:
-                            writer = open_video_writer(out / job.name.with_name(job.name.name + "_overlay.mp4"),
-                                                   fps, picture.shape[1::-1])
-                        writer.write(picture)
-                    index += 1
-                bar.update(len(frames))
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if index == 0:
-        raise DmlcsrError(f"no frame could be read from {job.source}; check the file plays, or convert it to MP4")
-    return index
-
-
-def photo_options(faces: str, detector: Path | None, margin: str, min_face: float, device: str,
-                  threads: int | None) -> PhotoOptions:
-    """--faces auto (the detector, opened once) or FILE.json (its boxes, read once)."""
+def make_labeller(parser: FaceParser, faces: str, face_box: tuple[float, float, float, float] | None, batch: int,
+                  detector: Path | None, margin: str, min_face: float, device: str,
+                  threads: int | None) -> OneFace | EveryFace:
+    """--faces whole / --face-box: one face per image; auto (the detector, opened once) or FILE.json (read once)."""
+    if face_box is not None or faces == "whole":
+        return OneFace(parser, face_box, batch)
+    frame = Margin.parse(margin)
+    min_face = finite_number(min_face, "--min-face", 0.0)
     if faces == "auto":
-        return PhotoOptions("auto", CenterFace.open(detector, device=device, threads=threads), Margin.parse(margin),
-                            min_face)
+        return EveryFace(parser, "auto", CenterFace.open(detector, device=device, threads=threads), frame, min_face)
     if not faces.lower().endswith(".json"):
         raise DmlcsrError(f"--faces {faces!r} is not auto, whole or a .json file of boxes [[x, y, w, h], ...]")
-    return PhotoOptions(read_boxes(faces), None, Margin.parse(margin), min_face)
+    return EveryFace(parser, read_boxes(faces), None, frame, min_face)
 
 
-def write_label_legend(parser: FaceParser, out: Path) -> Path:
-    """labels.json: what the PNG values mean, so the outputs can be read without the model."""
-    path = out / "labels.json"
-    record = {"model": parser.path.name, "label_names": parser.label_names,
-              "palette_bgr": palette(parser.num_classes).tolist(),
-              "label_png": "pixel value = class index, at the input image's size"}
-    path.write_text(json.dumps(record, indent=2))
-    return path
+def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16: bool, many: bool) -> FaceParser:
+    """The model, its engine named on stderr first, then any advice the runtime has."""
+    with warnings.catch_warnings(record=True) as advice:
+        warnings.simplefilter("always", DmlcsrWarning)
+        parser = FaceParser(model, device=device, threads=threads, engine=engine,
+                            inference_precision="bf16" if bf16 else "f32", throughput=many)
+    click.echo(f"{parser.path.name}: {parser.backend.name}", err=True)
+    for warning in advice:
+        click.echo(f"warning: {warning.message}", err=True)
+    return parser
 
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -213,7 +125,7 @@ def write_label_legend(parser: FaceParser, out: Path) -> Path:
               help="Another CenterFace-compatible .onnx (or TensorRT engine) for --faces auto.")
 @click.option("--margin", default="0.2,0.2,0.4,0.2", show_default=True, metavar="L,R,T,B",
               help="Widen face boxes by these fractions (left,right,top,bottom) to the training framing.")
-@click.option("--min-face", type=click.FloatRange(min=0), default=MIN_FACE, show_default=True,
+@click.option("--min-face", type=float, default=MIN_FACE, show_default=True,
               help="Skip (and count) detected faces whose shorter side is below this many pixels.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto: TensorRT/CUDA when present, else CPU.")
@@ -233,42 +145,23 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
     face, as the official test does; --face-box parses that one region as it is. Label
     maps come back at the image's own size.
     """
+    ctx = click.get_current_context()
     try:
+        refuse_conflicts(ctx, faces, face_box)
         box = parse_face_box(face_box)
-        jobs = collect_jobs(inputs)
-        many = len(jobs) > 1 or any(job.is_video for job in jobs)
-        with warnings.catch_warnings(record=True) as advice:
-            warnings.simplefilter("always", DmlcsrWarning)
-            parser = FaceParser(model, device=device, threads=threads, engine=engine,
-                                inference_precision="bf16" if bf16 else "f32", throughput=many)
-        click.echo(f"{parser.path.name}: {parser.backend.name}", err=True)
-        for warning in advice:
-            click.echo(f"warning: {warning.message}", err=True)
-        out.mkdir(parents=True, exist_ok=True)
-        write_label_legend(parser, out)
-        photos = None if box is not None or faces == "whole" else photo_options(faces, detector, margin, min_face,
-                                                                                  device, threads)
-        if photos is None:
-            skipped = run_images(parser, [j for j in jobs if not j.is_video], out, box, batch, overlay)
-        else:
-            skipped = run_photo_images(parser, [j for j in jobs if not j.is_video], out, photos, overlay)
-        for job in (j for j in jobs if j.is_video):
-            try:
-                if photos is None:
-                    run_video(parser, job, out, box, batch, overlay)
-                else:
-                    run_photo_video(parser, job, out, photos, overlay)
-            except DmlcsrError as exc:
-                skipped.append(f"{job.source}: {exc}")
-                click.echo(f"skipped {job.source}: {exc}", err=True)
+        listed = collect_jobs(inputs)
+        refuse_overwriting_inputs(listed.jobs, out)
+        for note in listed.notes:
+            click.echo(f"note: {note}", err=True)
+        parser = open_parser(model, device, threads, engine, bf16,
+                             many=len(listed.jobs) > 1 or any(job.is_video for job in listed.jobs))
+        labeller = make_labeller(parser, faces, box, batch, detector, margin, min_face, device, threads)
+        summary = parse_jobs(labeller, listed.jobs, out, overlay)
     except DmlcsrError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except OSError as exc:
-        click.echo(f"error: cannot write to {out} ({exc.strerror}); pass a writable --out", err=True)
-        sys.exit(2)
-    done = len(jobs) - len(skipped)
-    click.echo(f"parsed {done} of {len(jobs)} inputs into {out}" + (f"; {len(skipped)} skipped" if skipped else "")
-               + (f" ({photos.summary})" if photos is not None else ""))
+    skipped = len(summary.skips)
+    click.echo(f"parsed {summary.parsed} of {len(listed.jobs)} inputs into {out}"
+               + (f"; {skipped} skipped" if skipped else "") + (f" ({labeller.summary})" if labeller.summary else ""))
     if skipped:
         sys.exit(1)

@@ -17,10 +17,13 @@ import cv2
 import numpy as np
 
 from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.image_header import header_size
 
 #: refuse images above this many pixels (100 MP): the labels and, worse, the per-class
 #: probabilities at the original size would take gigabytes; pass max_pixels to change it
 MAX_PIXELS = 100_000_000
+#: no image file under the pixel limit is bigger than this per pixel (16-bit RGBA, uncompressed)
+MAX_BYTES_PER_PIXEL = 8
 #: the official whole-image box is [0, 0, w-1, h-1]: a 1-pixel side gives an empty crop
 MIN_SIDE = 2
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm", ".pnm")
@@ -43,13 +46,22 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DmlcsrError(f"image not found: {path}" if not path.exists() else f"{path} is not a file")
+    if path.stat().st_size > MAX_BYTES_PER_PIXEL * max_pixels + 2**20:
+        raise DmlcsrError(f"{path} is {path.stat().st_size / 2**30:.1f} GiB, more than any image under the "
+                          f"{max_pixels / 1e6:.0f} MP limit takes; downscale it or raise max_pixels")
     data = path.read_bytes()
     if not data:
         raise DmlcsrError(f"{path} is empty (0 bytes); re-copy or re-export the image")
     if data[:3] == b"\xff\xd8\xff" and not jpeg_is_complete(data):
         raise DmlcsrError(f"{path} is a truncated JPEG (no end-of-image marker after its scan data); "
                           "re-copy or re-download it")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    size = header_size(data)
+    if size is not None:
+        check_pixels(size[0], size[1], str(path), max_pixels)  # before the decoder allocates it
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV refuses (e.g. beyond its own pixel limit) by raising, not returning None
+        decoded = None
     if decoded is None:
         raise DmlcsrError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode); "
                           f"convert it to PNG or JPEG")
@@ -80,6 +92,14 @@ def jpeg_is_complete(data: bytes) -> bool:
     return False
 
 
+def check_pixels(width: int, height: int, source: str, max_pixels: int) -> None:
+    """Refuse an image above ``max_pixels`` (checked from the file header before decoding)."""
+    if height * width > max_pixels:
+        raise DmlcsrError(f"{source} is {width}x{height} = {height * width / 1e6:.0f} MP, above the "
+                          f"{max_pixels / 1e6:.0f} MP limit; downscale it (the network sees 473x473 anyway) "
+                          "or raise max_pixels")
+
+
 def as_bgr(image: np.ndarray, source: str = "image array", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """H x W, H x W x 1, x 3 or x 4 uint8/uint16 -> H x W x 3 uint8 BGR (no copy if already so)."""
     if image.dtype == np.uint16:
@@ -100,31 +120,8 @@ def as_bgr(image: np.ndarray, source: str = "image array", max_pixels: int = MAX
     if min(height, width) < MIN_SIDE:
         raise DmlcsrError(f"{source} is {width}x{height} pixels; a face crop needs at least "
                           f"{MIN_SIDE} pixels a side")
-    if height * width > max_pixels:
-        raise DmlcsrError(f"{source} is {width}x{height} = {height * width / 1e6:.0f} MP, above the "
-                          f"{max_pixels / 1e6:.0f} MP limit; downscale it (the network sees 473x473 anyway) "
-                          "or raise max_pixels")
+    check_pixels(width, height, source, max_pixels)
     return image if image.flags.c_contiguous else np.ascontiguousarray(image)
-
-
-def validate_face_box(box: object, image_size: tuple[int, int]) -> tuple[float, float, float, float]:
-    """(x, y, w, h) in pixels of an image of (height, width); refuses empty and outside boxes.
-
-    A box partly outside the image is fine: the official warp fills the outside with black.
-    """
-    try:
-        x, y, w, h = (float(v) for v in box)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise DmlcsrError(f"face box {box!r} is not four numbers x, y, w, h (pixels)") from None
-    if not np.all(np.isfinite([x, y, w, h])):
-        raise DmlcsrError(f"face box {box!r} has a NaN or infinite value; pass finite x, y, w, h")
-    if w <= 0 or h <= 0:
-        raise DmlcsrError(f"face box {box!r} is empty (w and h must be > 0); pass x, y, w, h, not x1, y1, x2, y2")
-    height, width = image_size
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise DmlcsrError(f"face box {box!r} lies outside the {width}x{height} image; pass x, y, w, h in "
-                          "this image's pixels")
-    return x, y, w, h
 
 
 def open_video(path: str | Path) -> tuple[cv2.VideoCapture, int | None, float]:

@@ -19,9 +19,10 @@ from dmlcsr.core import geometry
 from dmlcsr.core.cpu import this_cpu
 from dmlcsr.core.geometry import Crop
 from dmlcsr.core.metadata import ModelMetadata
+from dmlcsr.core.validation import whole_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.backends import Backend, open_backend
-from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, as_bgr, load_image
+from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, load_image
 from dmlcsr.runtime.pipeline import crop_for, labels_at_image, preprocess, probabilities_at_image
 
 OUTPUTS = ("labels", "probabilities", "logits")
@@ -127,15 +128,13 @@ class FaceParser:
         if face_boxes is not None and len(face_boxes) != len(images):
             raise DmlcsrError(f"{len(face_boxes)} face boxes for {len(images)} images; pass one box (or None) "
                               "per image")
-        if batch_size is not None and batch_size < 1:
-            raise DmlcsrError(f"batch size must be at least 1, not {batch_size}")
+        step = self._batch_size(batch_size)
         loaded = [load_image(image, self.max_pixels) for image in images]
         boxes = face_boxes if face_boxes is not None else [None] * len(loaded)
         crops = [crop_for(image.shape[:2], box, self.input_size) for image, box in zip(loaded, boxes, strict=True)]
         if output == "probabilities":
             for image in loaded:
                 self._check_probability_size(image.shape[:2])
-        step = batch_size or DEFAULT_BATCH
         results: list[np.ndarray] = []
         for start in range(0, len(loaded), step):
             chunk = range(start, min(start + step, len(loaded)))
@@ -145,16 +144,25 @@ class FaceParser:
                            for k, i in enumerate(chunk))
         return results
 
-    def infer_crops(self, image: np.ndarray, crops: list[Crop]) -> np.ndarray:
+    def infer_crops(self, image: ImageInput, crops: Sequence[Crop], batch_size: int | None = None) -> np.ndarray:
         """Raw logits N x C x h x w for ``crops`` (dmlcsr.core.geometry.Crop) of one BGR image.
 
-        All crops go through the backend as ONE batch (split only where the model's
-        largest batch is smaller). For callers that place several faces themselves.
+        Crops are warped and sent to the backend ``batch_size`` at a time (default
+        DEFAULT_BATCH, split further where the model's largest batch is smaller), so the
+        network inputs stay bounded however many crops there are; the logits of all crops
+        come back together (about 1 MB a crop at 473: callers with thousands of faces pass
+        them in groups, as parse_photo does). For callers that place several faces themselves.
         """
-        image = as_bgr(image, "image array", self.max_pixels)
+        image = load_image(image, self.max_pixels)
+        step = self._batch_size(batch_size)
         if not crops:
             return np.zeros((0, self.num_classes, *self._logit_size()), np.float32)
-        return self._infer(preprocess(image, list(crops), self.input_size))
+        return np.concatenate([self._infer(preprocess(image, list(crops[start:start + step]), self.input_size))
+                               for start in range(0, len(crops), step)])
+
+    def _batch_size(self, batch_size: object) -> int:
+        """The images or crops per backend call: the caller's, checked, or DEFAULT_BATCH."""
+        return DEFAULT_BATCH if batch_size is None else whole_number(batch_size, "batch size")
 
     def crop_for(self, image: np.ndarray, face_box: Sequence[float] | None = None) -> Crop:
         """The crop ``parse`` uses for ``image`` and ``face_box`` (for mapping logits back)."""

@@ -14,8 +14,8 @@ import numpy as np
 
 from dmlcsr.core import geometry
 from dmlcsr.core.geometry import Crop
+from dmlcsr.core.validation import face_box as checked_face_box
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.images import validate_face_box
 
 #: float32 holds every integer index below 2**24 exactly (used for the nearest-neighbour map)
 _MAX_EXACT_INDEX = 2**24
@@ -24,7 +24,7 @@ _MAX_EXACT_INDEX = 2**24
 def crop_for(image_size: tuple[int, int], face_box: object | None = None,
              input_size: tuple[int, int] = geometry.INPUT_SIZE) -> Crop:
     """The official crop: the whole image ([0, 0, w-1, h-1]) or the validated ``face_box`` (x, y, w, h)."""
-    box = geometry.whole_image_box(*image_size) if face_box is None else validate_face_box(face_box, image_size)
+    box = geometry.whole_image_box(*image_size) if face_box is None else checked_face_box(face_box, image_size)
     return geometry.box_to_crop(box, input_size)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from dmlcsr.core.labels import palette
 from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.output_files import write_atomic
 
 LEGEND_ROW = 18  # pixels per legend line at scale 1
 MIN_OVERLAY_HEIGHT = 320  # small face crops are enlarged so the legend stays readable
@@ -73,18 +74,17 @@ def _fit(picture: np.ndarray, panel: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return pad(picture), pad(panel)
 
 
-def write_image(path: str | Path, picture: np.ndarray) -> Path:
-    """cv2.imwrite with a DmlcsrError instead of a silent False."""
-    path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix or ".png", picture)
+def encode_image(path: str | Path, picture: np.ndarray) -> bytes:
+    """The file bytes of ``picture`` in the format ``path``'s suffix names (PNG by default)."""
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", picture)
     if not ok:
-        raise DmlcsrError(f"cannot encode {path.name}; use a .png or .jpg name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encoded.tobytes())
-    except OSError as exc:
-        raise DmlcsrError(f"cannot write {path} ({exc.strerror}); pass a writable --out") from None
-    return path
+        raise DmlcsrError(f"cannot encode {Path(path).name}; use a .png or .jpg name")
+    return encoded.tobytes()
+
+
+def write_image(path: str | Path, picture: np.ndarray) -> Path:
+    """cv2.imwrite with a DmlcsrError instead of a silent False, written atomically."""
+    return write_atomic(path, encode_image(path, picture))
 
 
 def write_overlay(path: str | Path, image: np.ndarray, labels: np.ndarray, label_names: Sequence[str],

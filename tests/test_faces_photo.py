@@ -14,6 +14,7 @@ from dmlcsr.core.geometry import Crop, box_to_crop, warp_labels_back
 from dmlcsr.core.metadata import ModelMetadata, Preprocessing
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.backends import open_backend
+from dmlcsr.runtime.faces.box_file import read_boxes, write_boxes
 from dmlcsr.runtime.faces.detector import CenterFace, Face, default_model_path
 from dmlcsr.runtime.faces.framing import NO_MARGIN
 from dmlcsr.runtime.faces.photo import (
@@ -21,8 +22,6 @@ from dmlcsr.runtime.faces.photo import (
     _warp_into_region,
     labels_and_foreground,
     parse_photo,
-    read_boxes,
-    write_boxes,
 )
 
 FACES = Path(__file__).resolve().parents[1] / "dmlcsr" / "data" / "faces"
@@ -68,7 +67,7 @@ def _center(box):
 
 def test_each_face_lands_where_it_is_and_the_rest_is_background(detector, team_photo):
     parser = DiscLogits()
-    result = parse_photo(parser, team_photo, detector=detector)
+    result = parse_photo(parser, team_photo, detector=detector, keep_face_labels=True)
     assert result.mode == "auto" and len(result.faces) == 6 and parser.calls == [6]  # one batch
     assert result.message == "6 faces parsed"
     covered = np.zeros(result.labels.shape, bool)
@@ -142,7 +141,7 @@ def test_boxes_round_trip_through_json(tmp_path, detector, team_photo):
     write_boxes(path, result, "t1.jpg")
     document = json.loads(path.read_text())
     assert document["image"] == "t1.jpg" and (document["width"], document["height"]) == (1280, 886)
-    again = read_boxes(path)
+    again = read_boxes(path).faces
     assert np.abs(np.array([f.box for f in again]) - [f.face.box for f in result.faces]).max() < 0.01
     assert again[0].landmarks.shape == (5, 2)
     replay = parse_photo(DiscLogits(), team_photo, faces=path)
@@ -153,13 +152,14 @@ def test_boxes_round_trip_through_json(tmp_path, detector, team_photo):
 def test_plain_box_lists_are_accepted(tmp_path):
     path = tmp_path / "boxes.json"
     path.write_text("[[10, 20, 30, 40], [50, 60, 30, 30]]")
-    assert [f.box for f in read_boxes(path)] == [(10, 20, 30, 40), (50, 60, 30, 30)]
+    assert [f.box for f in read_boxes(path).faces] == [(10, 20, 30, 40), (50, 60, 30, 30)]
     result = parse_photo(DiscLogits(), np.zeros((120, 120, 3), np.uint8), faces=[Face((10, 20, 30, 40))])
     assert result.mode == "boxes" and len(result.faces) == 1
 
 
-@pytest.mark.parametrize("text, match", [("{not json", "not valid JSON"), ('[[1, 2, 3]]', "does not hold face boxes"),
-                                         ('[[1, 2, 0, 5]]', "does not hold face boxes")])
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "not valid JSON"), ('[[1, 2, 3]]', "face box 0 in bad.json .* is not four numbers"),
+    ('[[1, 2, 0, 5]]', "is empty"), ('{"faces": 3}', "does not hold face boxes")])
 def test_bad_box_files_give_one_line_errors(tmp_path, text, match):
     path = tmp_path / "bad.json"
     path.write_text(text)

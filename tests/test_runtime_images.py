@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.runtime.images import as_bgr, jpeg_is_complete, load_image, read_image, validate_face_box
+from dmlcsr.runtime.images import as_bgr, jpeg_is_complete, load_image, read_image
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +101,3 @@ def test_huge_images_are_refused_with_the_limit_named(face):
     with pytest.raises(DmlcsrError, match="above the 0 MP limit"):
         load_image(face, max_pixels=100_000)
     assert load_image(face, max_pixels=face.shape[0] * face.shape[1]).shape == face.shape
-
-
-def test_face_boxes_outside_empty_or_malformed_are_refused():
-    size = (200, 300)  # height, width
-    assert validate_face_box((10, 20, 50, 60), size) == (10.0, 20.0, 50.0, 60.0)
-    assert validate_face_box(np.array([-20, -20, 60, 60]), size) == (-20.0, -20.0, 60.0, 60.0)  # partly outside
-    cases = [((0, 0, 0, 10), "empty"), ((0, 0, 10, -5), "empty"), ((300, 0, 10, 10), "outside"),
-             ((0, -30, 10, 30), "outside"), ((0, 0, np.nan, 10), "NaN"), ((1, 2, 3), "four numbers"),
-             ("10,10,20,20", "four numbers"), (None, "four numbers")]
-    for box, pattern in cases:
-        with pytest.raises(DmlcsrError, match=pattern) as exc:
-            validate_face_box(box, size)
-        _one_line(exc)

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Label maps are saved as uint8 PNGs (values 0..255), and a parser needs background plus one part.
+MAX_CLASSES = 256
+MIN_CLASSES = 2
+
 
 @dataclass(frozen=True)
 class LabelSet:

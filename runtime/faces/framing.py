@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from dmlcsr.core.geometry import INPUT_SIZE, Crop, box_to_crop
 from dmlcsr.errors import DmlcsrError
 
+#: a margin beyond this many box sizes frames mostly background (and far ones overflow)
+MAX_MARGIN = 10.0
+
 
 @dataclass(frozen=True)
 class Margin:
@@ -39,10 +42,16 @@ class Margin:
             values = []
         if len(values) == 1:
             values *= 4
-        if len(values) != 4 or min(values) < 0:
-            raise DmlcsrError(f"margin {text!r} is not one or four non-negative fractions; "
-                              "write e.g. 0.3 or 0.2,0.2,0.4,0.2 (left,right,top,bottom)")
+        if len(values) != 4:
+            raise DmlcsrError(f"margin {text!r} is not one or four fractions; write e.g. 0.3 or 0.2,0.2,0.4,0.2 "
+                              "(left,right,top,bottom)")
         return cls(*values)
+
+    def __post_init__(self) -> None:
+        values = (self.left, self.right, self.top, self.bottom)
+        if not all(0 <= v <= MAX_MARGIN for v in values):  # NaN fails this too
+            raise DmlcsrError(f"margin {','.join(f'{v:g}' for v in values)} is not four fractions from 0 to "
+                              f"{MAX_MARGIN:g}; write e.g. 0.3 or 0.2,0.2,0.4,0.2 (left,right,top,bottom)")
 
 
 DEFAULT_MARGIN = Margin()

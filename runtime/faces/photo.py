@@ -2,7 +2,7 @@
 
 The official pipeline parses an image as ONE face crop. A photo holds any number of faces
 at any size, so: find the faces (CenterFace, or boxes the caller gives), widen each box
-to the training framing (framing.py), parse all crops in one backend batch, and warp
+to the training framing (framing.py), parse the crops in backend batches, and warp
 each face's labels back with the official inverse affine (nearest). Where two faces'
 crops overlap, each pixel goes to the face whose network is surer it is not background
 (higher 1 - p(background)); pixels outside every crop are background.
@@ -10,7 +10,6 @@ crops overlap, each pixel goes to the face whose network is surer it is not back
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ import numpy as np
 
 from dmlcsr.core.geometry import Crop, affine_matrix, box_to_crop, upsample_logits, whole_image_box
 from dmlcsr.core.metadata import ModelMetadata
+from dmlcsr.core.validation import Box, face_box, finite_number, whole_number
 from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.faces.box_file import FaceBoxes, read_boxes
 from dmlcsr.runtime.faces.detector import CenterFace, Face
 from dmlcsr.runtime.faces.framing import DEFAULT_MARGIN, Margin, enlarge_box
 from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, load_image
@@ -31,6 +32,8 @@ from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, load_image
 #: faces whose shorter box side is below this many pixels are skipped: parsing them means
 #: blowing a handful of pixels up ~20 x to the network's 473 px, which yields only blur
 MIN_FACE = 24
+#: faces per backend call: the network inputs and logits in memory stay this many faces' worth
+FACES_PER_BATCH = 8
 
 
 class CropParser(Protocol):
@@ -39,19 +42,19 @@ class CropParser(Protocol):
     metadata: ModelMetadata
 
     def infer_crops(self, image: np.ndarray, crops: list[Crop]) -> np.ndarray:
-        """Raw logits N x C x h x w of all crops of one image, in one backend batch."""
+        """Raw logits N x C x h x w of these crops of one image."""
 
 
 @dataclass
 class FaceResult:
-    """One parsed face: what was found, the crop it was parsed from, and its own labels
-    over ``region`` (x0, y0, x1, y1 in photo pixels, the crop clipped to the photo)."""
+    """One parsed face: what was found, the crop it was parsed from, the photo pixels its
+    crop covers (``region``: x0, y0, x1, y1, clipped to the photo) and, on request, its own
+    labels over that region."""
 
     face: Face
     crop_box: tuple[float, float, float, float]
     region: tuple[int, int, int, int]
-    labels: np.ndarray
-    foreground: np.ndarray = field(repr=False)  # 1 - p(background) over region, float32
+    labels: np.ndarray | None = field(default=None, repr=False)  # with parse_photo(keep_face_labels=True)
 
 
 @dataclass
@@ -82,67 +85,8 @@ def default_detector(device: str = "auto") -> CenterFace:
     return CenterFace.open(device=device)
 
 
-def read_boxes(path: str | Path) -> list[Face]:
-    """Face boxes from JSON: write_boxes's file, {"faces": [{"box": [x, y, w, h]}, ...]},
-    or a bare list of [x, y, w, h] (the format other detectors are easily converted to)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DmlcsrError(f"face box file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DmlcsrError(f"{path} is not valid JSON ({exc}); give boxes as [[x, y, w, h], ...]") from None
-    entries = data.get("faces") if isinstance(data, dict) else data
-    try:
-        return [_face_from_json(entry) for entry in entries]
-    except (TypeError, ValueError, KeyError):
-        raise DmlcsrError(f"{path} does not hold face boxes; give [[x, y, w, h], ...] or "
-                          '{"faces": [{"box": [x, y, w, h]}, ...]} with positive w and h') from None
-
-
-def _face_from_json(entry) -> Face:
-    box = entry["box"] if isinstance(entry, dict) else entry
-    x, y, w, h = (float(v) for v in box)
-    if w <= 0 or h <= 0:
-        raise ValueError(box)
-    if not isinstance(entry, dict):
-        return Face((x, y, w, h))
-    landmarks = np.asarray(entry["landmarks"], np.float32).reshape(5, 2) if entry.get("landmarks") else None
-    return Face((x, y, w, h), float(entry.get("score", 1.0)), landmarks)
-
-
-def boxes_document(result: PhotoResult, image_name: str = "") -> dict:
-    """The JSON-ready record of a photo's faces (read back by read_boxes)."""
-    height, width = result.labels.shape
-    return {
-        "image": image_name, "width": width, "height": height, "mode": result.mode,
-        "skipped_small": result.skipped_small,
-        "faces": [{"box": _rounded(f.face.box), "score": round(f.face.score, 4),
-                   "landmarks": None if f.face.landmarks is None else [_rounded(p) for p in f.face.landmarks],
-                   "crop_box": _rounded(f.crop_box), "region": list(f.region)}
-                  for f in result.faces],
-    }
-
-
-def _rounded(values) -> list[float]:
-    return [round(float(v), 2) for v in values]
-
-
-def dumps_boxes(document: dict, items: str = "faces") -> str:
-    """JSON text with one line per face (or per video frame with ``items="frames"``), so a
-    file of many faces stays readable; the list must be the document's last key."""
-    head = {key: value for key, value in document.items() if key != items}
-    lines = [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
-    body = ",\n".join(f"    {json.dumps(item)}" for item in document[items])
-    return "{\n" + "\n".join(lines) + f'\n  "{items}": [' + (f"\n{body}\n  " if body else "") + "]\n}\n"
-
-
-def write_boxes(path: str | Path, result: PhotoResult, image_name: str = "") -> None:
-    """Write the faces of ``result`` as JSON (boxes x, y, w, h in photo pixels)."""
-    Path(path).write_text(dumps_boxes(boxes_document(result, image_name)))
-
-
-def _faces_to_parse(image: np.ndarray, faces, detector: CenterFace | None, min_face: float,
-                    margin: Margin) -> tuple[str, list[tuple[Face, tuple[float, float, float, float]]], int]:
+def _faces_to_parse(image: np.ndarray, faces: object, detector: CenterFace | None, min_face: float,
+                    margin: Margin, image_name: str) -> tuple[str, list[tuple[Face, Box]], int]:
     """(mode, [(face, crop box)], number of detected faces skipped as too small)."""
     height, width = image.shape[:2]
     if isinstance(faces, str) and faces == "whole":
@@ -155,9 +99,13 @@ def _faces_to_parse(image: np.ndarray, faces, detector: CenterFace | None, min_f
     if isinstance(faces, str | Path):
         if not str(faces).lower().endswith(".json"):
             raise DmlcsrError(f"faces={str(faces)!r} is not 'auto', 'whole' or a .json file of boxes")
-        given = read_boxes(faces)
+        faces = read_boxes(faces)
+    if isinstance(faces, FaceBoxes):
+        given = faces.for_image((height, width), image_name)
     else:
-        given = [face if isinstance(face, Face) else Face(tuple(float(v) for v in face)) for face in faces]
+        given = [Face(face_box(face.box if isinstance(face, Face) else face, (height, width), f"face box {index}"),
+                      *((face.score, face.landmarks) if isinstance(face, Face) else ()))
+                 for index, face in enumerate(faces)]  # type: ignore[union-attr]
     return "boxes", [(face, enlarge_box(face.box, margin)) for face in given], 0
 
 
@@ -197,50 +145,59 @@ def labels_and_foreground(logits: np.ndarray, input_size: tuple[int, int]) -> tu
     return labels, foreground.astype(np.float32)
 
 
-def composite(image_size: tuple[int, int], faces: list[FaceResult]) -> np.ndarray:
-    """One label map: per pixel the face with the highest 1 - p(background); 0 elsewhere."""
-    labels = np.zeros(image_size, np.uint8)
-    best = np.zeros(image_size, np.float32)
-    for face in faces:
-        x0, y0, x1, y1 = face.region
-        wins = face.foreground > best[y0:y1, x0:x1]
-        labels[y0:y1, x0:x1][wins] = face.labels[wins]
-        best[y0:y1, x0:x1][wins] = face.foreground[wins]
-    return labels
-
-
-def parse_photo(parser: CropParser, image: ImageInput, faces: str | Path | Sequence = "auto",
+def parse_photo(parser: CropParser, image: ImageInput, faces: str | Path | FaceBoxes | Sequence = "auto",
                 detector: CenterFace | None = None, min_face: float = MIN_FACE,
-                margin: Margin = DEFAULT_MARGIN) -> PhotoResult:
+                margin: Margin = DEFAULT_MARGIN, batch_size: int = FACES_PER_BATCH,
+                keep_face_labels: bool = False, image_name: str = "") -> PhotoResult:
     """Label map of a whole photo (path, or BGR array as cv2.imread gives), face by face.
 
     ``faces``: "auto" (detect with ``detector``, default the shipped CenterFace; faces whose
     shorter side is under ``min_face`` px are skipped and counted), "whole" (the official
     behaviour: the whole image is one face crop, for dataset-style crops), a .json file
-    (read_boxes) or a list of x, y, w, h boxes / Face objects from your own detector.
-    Detected and given boxes are widened by ``margin`` (NO_MARGIN if yours already frame the
-    whole head). No face is not an error: the result is all background and says so.
+    (read_boxes; refused when written for another image) or a list of x, y, w, h boxes /
+    Face objects from your own detector (checked as ``FaceParser.parse`` checks a box).
+    Detected and given boxes are widened by ``margin`` (NO_MARGIN if yours already frame
+    the whole head). No face is not an error: the result is all background and says so.
+    Faces go through the network ``batch_size`` at a time and are composited as they come,
+    so memory does not grow with the number of faces; ``keep_face_labels`` also keeps each
+    face's own labels over its region (``FaceResult.labels``). ``image_name`` (default: the
+    path's name) is checked against the image a faces JSON was written for.
     """
+    image_name = image_name or (Path(image).name if isinstance(image, str | Path) else "")
     image = load_image(image, getattr(parser, "max_pixels", MAX_PIXELS))
+    min_face = finite_number(min_face, "minimum face size", 0.0)
+    step = whole_number(batch_size, "faces per batch")
     image_size = image.shape[:2]
     input_size = tuple(parser.metadata.preprocessing.input_size)
-    timings: dict[str, float] = {}
+    timings = {"detect": 0.0, "parse": 0.0, "composite": 0.0}
     start = time.perf_counter()
-    mode, chosen, skipped = _faces_to_parse(image, faces, detector, min_face, margin)
+    mode, chosen, skipped = _faces_to_parse(image, faces, detector, min_face, margin, image_name)
     timings["detect"] = time.perf_counter() - start
-    crops = [box_to_crop(crop_box, input_size) for _, crop_box in chosen]
-    start = time.perf_counter()
-    logits = parser.infer_crops(image, crops) if crops else None
-    timings["parse"] = time.perf_counter() - start
-    start = time.perf_counter()
+    labels = np.zeros(image_size, np.uint8)
+    best = np.zeros(image_size, np.float32)  # the winning face's 1 - p(background) per pixel
     results = []
-    for index, ((face, crop_box), crop) in enumerate(zip(chosen, crops, strict=True)):
-        labels, foreground = labels_and_foreground(logits[index], input_size)
-        region = _input_region(crop, input_size, image_size)
-        if region[2] <= region[0] or region[3] <= region[1]:
-            continue  # a given box wholly outside the photo
-        results.append(FaceResult(face, crop_box, region, _warp_into_region(labels, crop, input_size, region),
-                                  _warp_into_region(foreground, crop, input_size, region)))
-    label_map = composite(image_size, results)
-    timings["composite"] = time.perf_counter() - start
-    return PhotoResult(label_map, results, mode, skipped, timings)
+    for first in range(0, len(chosen), step):
+        group = chosen[first:first + step]
+        crops = [box_to_crop(crop_box, input_size) for _, crop_box in group]
+        start = time.perf_counter()
+        logits = parser.infer_crops(image, crops)
+        timings["parse"] += time.perf_counter() - start
+        start = time.perf_counter()
+        for (face, crop_box), crop, face_logits in zip(group, crops, logits, strict=True):
+            face_labels, foreground = labels_and_foreground(face_logits, input_size)
+            region = _input_region(crop, input_size, image_size)
+            region_labels = _warp_into_region(face_labels, crop, input_size, region)
+            composite_into(labels, best, region, region_labels, _warp_into_region(foreground, crop, input_size, region))
+            results.append(FaceResult(face, crop_box, region, region_labels if keep_face_labels else None))
+        timings["composite"] += time.perf_counter() - start
+    return PhotoResult(labels, results, mode, skipped, timings)
+
+
+def composite_into(labels: np.ndarray, best: np.ndarray, region: tuple[int, int, int, int],
+                   face_labels: np.ndarray, foreground: np.ndarray) -> None:
+    """Add one face to the photo's map: each pixel of ``region`` goes to the face with the
+    highest 1 - p(background) so far (``best``); pixels no face claims stay background."""
+    x0, y0, x1, y1 = region
+    wins = foreground > best[y0:y1, x0:x1]
+    labels[y0:y1, x0:x1][wins] = face_labels[wins]
+    best[y0:y1, x0:x1][wins] = foreground[wins]

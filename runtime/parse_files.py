@@ -1,0 +1,176 @@
+"""dmlcsr-parse's work loop: image files in batches and videos frame by frame, to disk.
+
+Each input's outputs (label PNG, faces JSON, overlay) are prepared in memory and written
+together through temporary names, so a failure at any step skips that input with its
+reason and leaves none of its files; the run goes on. Per video: one label PNG per frame
+in a folder, the faces of every frame in VIDEO_faces.json and VIDEO_overlay.mp4, the
+latter two renamed into place only once the whole video has been read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dmlcsr.core.labels import palette
+from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.faces.box_file import dumps_boxes
+from dmlcsr.runtime.images import load_image, open_video, open_video_writer
+from dmlcsr.runtime.jobs import LABEL_LEGEND, Job
+from dmlcsr.runtime.labellers import Labelled
+from dmlcsr.runtime.output_files import atomic_target, write_atomic, write_group
+from dmlcsr.runtime.parser import FaceParser
+from dmlcsr.runtime.skips import UNFORESEEN, Skips
+from dmlcsr.runtime.visualize import encode_image
+
+#: a video that yields fewer frames than it declares, by more than this share, is reported
+#: as damaged (containers estimate their frame count, so a frame or two may go missing)
+MISSING_FRAMES_TOLERANCE = 0.01
+
+
+class Labeller(Protocol):
+    """labellers.OneFace or labellers.EveryFace."""
+
+    parser: FaceParser
+    images_per_call: int
+    writes_faces: bool  # NAME_faces.json per image / video
+
+    def label(self, images: list[np.ndarray], names: list[str]) -> list[Labelled]: ...
+
+    def overlay(self, image: np.ndarray, labelled: Labelled, legend: bool | list[int] = True) -> np.ndarray: ...
+
+
+@dataclass
+class RunSummary:
+    """What a run did: inputs parsed and the skips, each with its reason."""
+
+    parsed: int = 0
+    skips: Skips = field(default_factory=Skips)
+
+
+def parse_jobs(labeller: Labeller, jobs: list[Job], out: Path, with_overlay: bool) -> RunSummary:
+    """Images in batches, then each video; labels.json once anything was written."""
+    summary = RunSummary()
+    images = [job for job in jobs if not job.is_video]
+    with tqdm(total=len(images), unit="img", desc="images", disable=not images) as bar:
+        for start in range(0, len(images), labeller.images_per_call):
+            group = images[start:start + labeller.images_per_call]
+            summary.parsed += _run_image_group(labeller, group, out, with_overlay, summary.skips)
+            bar.update(len(group))
+    for job in (job for job in jobs if job.is_video):
+        with summary.skips.guard(job.source):
+            _run_video(labeller, job, out, with_overlay, summary.skips)
+            summary.parsed += 1
+    if summary.parsed:
+        write_label_legend(labeller.parser, out)
+    return summary
+
+
+def _run_image_group(labeller: Labeller, group: list[Job], out: Path, with_overlay: bool, skips: Skips) -> int:
+    """Decode, label and write one group of image jobs; returns how many were written."""
+    ready: list[tuple[Job, np.ndarray]] = []
+    for job in group:
+        with skips.guard(job.source):
+            ready.append((job, load_image(job.source, labeller.parser.max_pixels)))
+    labels = _label_or_skip(labeller, [image for _, image in ready], [job.source.name for job, _ in ready],
+                            [job.source for job, _ in ready], skips)
+    written = 0
+    for (job, image), labelled in zip(ready, labels, strict=True):
+        if labelled is None:
+            continue
+        if labelled.note:
+            tqdm.write(f"{job.source}: {labelled.note}")
+        with skips.guard(job.source):
+            files = [(out / job.label_png, encode_image(job.label_png, labelled.labels))]
+            if labeller.writes_faces:
+                files.append((out / job.faces_json, dumps_boxes(labelled.faces_record(job.source.name))))
+            if with_overlay:
+                files.append((out / job.overlay, encode_image(job.overlay, labeller.overlay(image, labelled))))
+            write_group(files)
+            written += 1
+    return written
+
+
+def _label_or_skip(labeller: Labeller, images: list[np.ndarray], names: list[str], sources: list[object],
+                   skips: Skips) -> list[Labelled | None]:
+    """Labels for every image (None where it failed); when a group's call fails, each image
+    is tried on its own, so only the one at fault is skipped."""
+    if not images:
+        return []
+    try:
+        return list(labeller.label(images, names))
+    except (DmlcsrError, *UNFORESEEN) as exc:
+        if len(images) == 1:
+            skips.add_error(sources[0], exc)
+            return [None]
+    return [labelled for image, name, source in zip(images, names, sources, strict=True)
+            for labelled in _label_or_skip(labeller, [image], [name], [source], skips)]
+
+
+def _frames(capture: cv2.VideoCapture, count: int) -> Iterator[list[np.ndarray]]:
+    """The video's frames, ``count`` at a time, until it ends or stops decoding."""
+    while True:
+        frames = []
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        if not frames:
+            return
+        yield frames
+
+
+def _run_video(labeller: Labeller, job: Job, out: Path, with_overlay: bool, skips: Skips) -> None:
+    """Label every frame of one video: a PNG per frame, the faces JSON and the overlay video."""
+    capture, total, fps = open_video(job.source)
+    legend = list(range(labeller.parser.num_classes))  # a fixed legend keeps every frame one size
+    records: list[dict] = []
+    index = 0
+    with ExitStack() as stack:
+        stack.callback(capture.release)
+        writer = None
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc=job.source.name))
+        for frames in _frames(capture, labeller.images_per_call):
+            numbers = range(index, index + len(frames))
+            labels = _label_or_skip(labeller, frames, [""] * len(frames),
+                                    [f"{job.source} frame {n}" for n in numbers], skips)
+            for number, frame, labelled in zip(numbers, frames, labels, strict=True):
+                if labelled is None:
+                    continue
+                png = out / job.name / f"{number:06d}.png"
+                write_atomic(png, encode_image(png, labelled.labels))
+                if labeller.writes_faces:
+                    records.append({"frame": number, **labelled.faces_record()})
+                if with_overlay:
+                    picture = labeller.overlay(frame, labelled, legend=legend)
+                    if writer is None:  # released before atomic_target renames the finished file
+                        writer = open_video_writer(stack.enter_context(atomic_target(out / job.overlay_video)), fps,
+                                                   picture.shape[1::-1])
+                        stack.callback(writer.release)
+                    writer.write(picture)
+            index += len(frames)
+            bar.update(len(frames))
+        if index == 0:
+            raise DmlcsrError(f"no frame could be read from {job.source}; check the file plays, or convert it to MP4")
+    if labeller.writes_faces:
+        write_atomic(out / job.faces_json, dumps_boxes({"video": job.source.name, "frames": records}, "frames"))
+    if total and total - index > max(1, MISSING_FRAMES_TOLERANCE * total):
+        skips.add(job.source, f"only {index} of the {total} frames it declares could be read (truncated or "
+                              f"damaged); those {index} are written, re-encode the video to parse the rest")
+
+
+def write_label_legend(parser: FaceParser, out: Path) -> Path:
+    """labels.json: what the PNG values mean, so the outputs can be read without the model."""
+    record = {"model": parser.path.name, "label_names": parser.label_names,
+              "palette_bgr": palette(parser.num_classes).tolist(),
+              "label_png": "pixel value = class index, at the input image's size"}
+    return write_atomic(out / LABEL_LEGEND, json.dumps(record, indent=2))
