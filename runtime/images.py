@@ -26,7 +26,8 @@ MAX_PIXELS = 100_000_000
 MAX_BYTES_PER_PIXEL = 8
 #: the official whole-image box is [0, 0, w-1, h-1]: a 1-pixel side gives an empty crop
 MIN_SIDE = 2
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm", ".pnm")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm", ".pnm", ".gif",
+                  ".avif")
 
 ImageInput = np.ndarray | str | Path
 

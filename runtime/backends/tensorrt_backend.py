@@ -69,7 +69,7 @@ def read_sidecar(engine_path: str | Path) -> tuple[ModelMetadata, dict[str, Any]
 def normalise_compute_capability(value: object) -> str:
     """'8.6', [8, 6], (8, 6), 8.6 or 'sm_86' -> '8.6'."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        return f"{int(value[0])}.{int(value[1])}"
+        value = ".".join(str(part) for part in value)
     text = str(value).strip().lower().removeprefix("sm_").removeprefix("sm")
     if "." not in text and text.isdigit() and len(text) >= 2:
         text = f"{text[:-1]}.{text[-1]}"
