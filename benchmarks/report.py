@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dmlcsr.benchmarks.environment import device_label
 from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
+from dmlcsr.runtime.output_files import write_atomic
 
 
 def header(report: dict) -> list[str]:
@@ -135,5 +136,5 @@ def slug(text: str) -> str:
 def write_json(report: dict, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{result_stem(report)}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(path, json.dumps(report, indent=2) + "\n")
     return path

@@ -24,6 +24,7 @@ from dmlcsr.export.onnx_export import (
 )
 from dmlcsr.export.quantize import DEFAULT_PERCENTILE, load_calibration_inputs
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile, import_tensorrt
+from dmlcsr.runtime.output_files import atomic_target
 
 ONNX_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
 
@@ -106,7 +107,8 @@ def make_demo_checkpoint(out: Path, input_size: int, log: Callable[[str], None],
     path = out / f"demo-dmlcsr-{num_classes}-{input_size}.pth"
     if not path.is_file():
         log("building the demo model (seeded DML-CSR fitted to the example photos; labels mean nothing)")
-        torch.save(make_demo_model(num_classes, seed=0, input_size=input_size).state_dict(), path)
+        with atomic_target(path) as partial:  # an interrupted build must not leave a checkpoint that loads
+            torch.save(make_demo_model(num_classes, seed=0, input_size=input_size).state_dict(), partial)
     return path
 
 

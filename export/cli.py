@@ -12,6 +12,7 @@ from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.quantize import CALIBRATION_METHODS, DEFAULT_PERCENTILE
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile
 from dmlcsr.runtime.backends import ENGINES
+from dmlcsr.runtime.output_files import write_atomic
 
 TRITON_CHOICES = ("auto", "onnx-fp32", "onnx-fp16", "onnx-int8", *(f"engine-{p}" for p in ENGINE_PRECISIONS))
 
@@ -171,7 +172,7 @@ def _verify(ckpt: Path, artefacts: list[Path], images: Path | None, batch_size: 
     for report in reports:
         click.echo("\n" + format_report(report))
     if json_path:
-        json_path.write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        write_atomic(json_path, json.dumps([r.to_dict() for r in reports], indent=2))
     failed = [r.artefact for r in reports if not r.passed and r.gates]
     gating = [r for r in reports if r.gates]
     click.echo(f"\n{len(gating) - len(failed)} of {len(gating)} artefact(s) within thresholds"

@@ -27,6 +27,7 @@ from dmlcsr.export.verify import verify_artefacts
 from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.jobs import collect_jobs
 from dmlcsr.runtime.labellers import EveryFace
+from dmlcsr.runtime.output_files import atomic_target, write_atomic
 from dmlcsr.runtime.parse_files import parse_jobs
 from dmlcsr.runtime.parser import FaceParser
 
@@ -49,7 +50,8 @@ def make_checkpoint(out: Path) -> Path:
     """Build and save the demo checkpoint (deploy build, 19 classes), fitted at the size the
     demo exports and verifies at."""
     path = out / "demo-checkpoint.pth"
-    torch.save(make_demo_model(19, seed=0, input_size=DEFAULT_INPUT_SIZE).state_dict(), path)
+    with atomic_target(path) as partial:
+        torch.save(make_demo_model(19, seed=0, input_size=DEFAULT_INPUT_SIZE).state_dict(), partial)
     return path
 
 
@@ -99,7 +101,7 @@ def main(ckpt: Path | None, out: Path, images: Path, int8: bool) -> None:
         reports = verify_artefacts(ckpt, artefacts, photos, progress=True)
         for parity in reports:
             click.echo(format_report(parity))
-        (out / "parity.json").write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        write_atomic(out / "parity.json", json.dumps([r.to_dict() for r in reports], indent=2))
         _done(start, f"wrote {out / 'parity.json'}")
         start = _step("parsing the photos with the torch-free runtime (faces found by CenterFace)")
         skipped = parse_examples(artefacts[0], photos, out / "parsed")

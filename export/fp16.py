@@ -18,6 +18,7 @@ import onnx_ir
 
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.onnx_export import read_metadata, set_metadata
+from dmlcsr.runtime.output_files import atomic_target
 
 
 def convert_fp16(fp32_onnx: str | os.PathLike, output: str | os.PathLike) -> Path:
@@ -33,6 +34,7 @@ def convert_fp16(fp32_onnx: str | os.PathLike, output: str | os.PathLike) -> Pat
     model = onnx_ir.to_proto(ir_model)
     set_metadata(model, replace(meta, precision="fp16"))
     output = Path(output)
-    onnx.save(model, str(output))
-    onnx.checker.check_model(str(output), full_check=True)
+    with atomic_target(output) as partial:
+        onnx.save(model, str(partial))
+        onnx.checker.check_model(str(partial), full_check=True)
     return output

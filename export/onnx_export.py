@@ -22,6 +22,7 @@ from torch import nn
 from dmlcsr.core.labels import default_label_set
 from dmlcsr.core.metadata import METADATA_KEY, ModelMetadata, Preprocessing
 from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.output_files import atomic_target
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -111,9 +112,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, meta: ModelMetadata,
     proto = program.model_proto
     strip_debug_info(proto)
     set_metadata(proto, replace(meta, preprocessing=replace(meta.preprocessing, input_size=(input_size, input_size))))
-    try:
-        onnx.save(proto, str(path))
-    except OSError as exc:
-        raise DmlcsrError(f"cannot write {path} ({exc.strerror}); pass a writable --out") from None
-    onnx.checker.check_model(str(path), full_check=True)
-    return path
+    with atomic_target(path) as partial:  # a failed save or check leaves no half-written model
+        onnx.save(proto, str(partial))
+        onnx.checker.check_model(str(partial), full_check=True)
+    return Path(path)

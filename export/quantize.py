@@ -46,6 +46,7 @@ from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.face_inputs import list_images, preprocess_file
 from dmlcsr.export.onnx_export import INPUT_NAME, read_metadata, set_metadata
+from dmlcsr.runtime.output_files import atomic_target
 
 CALIBRATION_METHODS = ("entropy", "percentile", "minmax")
 MIN_CALIBRATION_IMAGES = 4
@@ -144,8 +145,9 @@ def quantize_int8(fp32_onnx: str | os.PathLike, output: str | os.PathLike, input
     _float_for_unquantized_readers(model)
     _drop_qdq_after(model, FLOAT_PRODUCERS)
     set_metadata(model, _int8_metadata(meta, method, percentile, len(inputs), quantize_stem))
-    onnx.save(model, str(output))
-    onnx.checker.check_model(str(output), full_check=True)
+    with atomic_target(output) as partial:
+        onnx.save(model, str(partial))
+        onnx.checker.check_model(str(partial), full_check=True)
     return output
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.onnx_export import INPUT_NAME, read_metadata
+from dmlcsr.runtime.output_files import write_atomic
 
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
 SOURCE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
@@ -120,10 +121,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
     if serialized is None:
         raise DmlcsrError(f"TensorRT failed to build an engine from {onnx_path} (see its log above); try a larger "
                           "--workspace-mib or a smaller --batch maximum")
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    engine_path.write_bytes(bytes(serialized))
+    write_atomic(engine_path, bytes(serialized))
     if cache_path:
-        cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+        write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     engine = trt.Runtime(logger).deserialize_cuda_engine(bytes(serialized))
     record = {
         "version": trt.__version__, "gpu_name": gpu_name, "compute_capability": capability,
@@ -155,6 +155,6 @@ def sidecar_path(engine_path: str | os.PathLike) -> Path:
 def write_sidecar(engine_path: str | os.PathLike, meta: ModelMetadata, record: dict) -> Path:
     """The model metadata with ``extra["tensorrt"] = record``, as JSON beside the engine."""
     side = sidecar_path(engine_path)
-    side.write_text(replace(meta, precision=SOURCE_PRECISION[record["precision"]],
-                            extra={**meta.extra, "tensorrt": record}).to_json())
+    write_atomic(side, replace(meta, precision=SOURCE_PRECISION[record["precision"]],
+                               extra={**meta.extra, "tensorrt": record}).to_json())
     return side

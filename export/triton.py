@@ -24,6 +24,7 @@ from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.onnx_export import check_writable_dir, read_metadata
 from dmlcsr.export.tensorrt_build import BatchProfile
+from dmlcsr.runtime.output_files import atomic_target, write_atomic
 
 TRITON_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16"}
 ENGINE_TYPES = {"float": "TYPE_FP32", "half": "TYPE_FP16"}
@@ -87,10 +88,10 @@ def write_repository(artefact: str | os.PathLike, directory: str | os.PathLike, 
                               "rebuild the engine with a larger --batch")
     model_dir = check_writable_dir(Path(directory) / name)
     version_dir = check_writable_dir(model_dir / "1")
-    shutil.copyfile(artefact, version_dir / filename)
-    (model_dir / "dmlcsr.json").write_text(meta.to_json())
-    config = model_dir / "config.pbtxt"
-    config.write_text(config_text(name, platform, io, 1, batch, gpu))
+    with atomic_target(version_dir / filename) as partial:
+        shutil.copyfile(artefact, partial)
+    write_atomic(model_dir / "dmlcsr.json", meta.to_json())
+    config = write_atomic(model_dir / "config.pbtxt", config_text(name, platform, io, 1, batch, gpu))
     return config
 
 

@@ -154,7 +154,7 @@ def assert_metadata_or_one_line_error(data) -> None:
         assert message and "\n" not in message and "\r" not in message, message
     else:
         assert isinstance(meta, ModelMetadata)
-        assert ModelMetadata.from_json(meta.to_json()) == meta
+        assert ModelMetadata.from_json(meta.to_json()).to_json() == meta.to_json()  # as text: NaN != NaN
 
 
 @settings(max_examples=300, deadline=None)
