@@ -150,7 +150,8 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
         refuse_conflicts(ctx, faces, face_box)
         box = parse_face_box(face_box)
         listed = collect_jobs(inputs)
-        refuse_overwriting_inputs(listed.jobs, out)
+        read_too = [Path(path) for path in (model, detector, faces) if path is not None and Path(path).is_file()]
+        refuse_overwriting_inputs(listed.jobs, out, read_too)
         for note in listed.notes:
             click.echo(f"note: {note}", err=True)
         parser = open_parser(model, device, threads, engine, bf16,

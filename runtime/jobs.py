@@ -129,14 +129,15 @@ def _clash(job: Job, files: dict[Path, Path], folders: dict[Path, Path]) -> Path
     return None
 
 
-def refuse_overwriting_inputs(jobs: list[Job], out: Path) -> None:
+def refuse_overwriting_inputs(jobs: list[Job], out: Path, others: Sequence[Path] = ()) -> None:
     """Refuse an --out where an output would replace an input file (or fill a frame folder
-    that holds inputs): label maps written over the photos they came from lose the photos."""
-    inputs = {job.source.resolve(): job.source for job in jobs}
+    that holds inputs): label maps written over the photos they came from lose the photos.
+    ``others`` are further files the run reads (the model, a faces JSON, the detector)."""
+    inputs = {path.resolve(): path for path in [*(job.source for job in jobs), *others]}
     root = out.resolve()
     for job in jobs:
         outputs, folder = job.outputs()
-        for path in outputs:
+        for path in [*outputs, Path(LABEL_LEGEND)]:
             if (root / path).resolve() in inputs:
                 raise DmlcsrError(f"--out {out} would overwrite the input {inputs[(root / path).resolve()]} with an "
                                   "output; pass another --out, e.g. --out parsed")

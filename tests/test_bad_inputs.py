@@ -246,6 +246,15 @@ def test_out_beside_the_inputs_is_refused_and_nothing_is_touched(toy, photo, tmp
     assert inside.read_bytes() == before
 
 
+def test_an_output_never_replaces_the_faces_file_the_run_reads(toy, photo, tmp_path, monkeypatch):
+    image = _copy(photo, tmp_path, "t1.jpg")
+    boxes = _write(tmp_path, "t1_faces.json", json.dumps([[500, 200, 100, 120]]))
+    monkeypatch.chdir(tmp_path)
+    result = run_cli([toy, image.name, "--faces", boxes.name, "--out", "."])
+    assert result.exit_code == 2 and "would overwrite the input t1_faces.json" in result.output
+    assert json.loads(boxes.read_text()) == [[500, 200, 100, 120]]
+
+
 def test_a_video_and_a_folder_of_the_same_name_keep_their_outputs_apart(toy, parser, photo, tmp_path):
     folder = tmp_path / "clip"
     folder.mkdir()
