@@ -68,6 +68,13 @@ def read_state_dict(path: str | os.PathLike, weights_only: bool = True) -> dict[
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise DmlcsrError(f"{path} holds no state_dict (found {type(obj).__name__}); save the model "
                           "with torch.save(model.state_dict(), path)")
+    if not all(isinstance(k, str) for k in obj):
+        raise DmlcsrError(f"{path} holds a dict whose keys are not parameter names; save the model "
+                          "with torch.save(model.state_dict(), path)")
+    broken = next((k for k, v in obj.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise DmlcsrError(f"{path} has NaN or infinite values in {broken}: training diverged or the file is "
+                          "damaged; pass an earlier checkpoint")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

@@ -21,7 +21,7 @@ from dmlcsr.runtime.backends import DEVICES, ENGINES
 from dmlcsr.runtime.faces.box_file import read_boxes
 from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.framing import Margin
-from dmlcsr.runtime.faces.photo import MIN_FACE
+from dmlcsr.runtime.faces.photo import FACES_PER_BATCH, MIN_FACE
 from dmlcsr.runtime.jobs import collect_jobs, refuse_overwriting_inputs
 from dmlcsr.runtime.labellers import EveryFace, OneFace
 from dmlcsr.runtime.parse_files import parse_jobs
@@ -81,19 +81,21 @@ def refuse_conflicts(ctx: click.Context, faces: str, face_box: str | None) -> No
                               f"{' or '.join('FILE.json' if m == 'json' else m for m in modes)}")
 
 
-def make_labeller(parser: FaceParser, faces: str, face_box: tuple[float, float, float, float] | None, batch: int,
+def make_labeller(parser: FaceParser, faces: str, face_box: tuple[float, float, float, float] | None,
+                  batch: int | None,
                   detector: Path | None, margin: str, min_face: float, device: str,
                   threads: int | None) -> OneFace | EveryFace:
     """--faces whole / --face-box: one face per image; auto (the detector, opened once) or FILE.json (read once)."""
     if face_box is not None or faces == "whole":
-        return OneFace(parser, face_box, batch)
+        return OneFace(parser, face_box, batch or 1)
     frame = Margin.parse(margin)
     min_face = finite_number(min_face, "--min-face", 0.0)
     if faces == "auto":
-        return EveryFace(parser, "auto", CenterFace.open(detector, device=device, threads=threads), frame, min_face)
+        return EveryFace(parser, "auto", CenterFace.open(detector, device=device, threads=threads), frame, min_face,
+                         batch or FACES_PER_BATCH)
     if not faces.lower().endswith(".json"):
         raise DmlcsrError(f"--faces {faces!r} is not auto, whole or a .json file of boxes [[x, y, w, h], ...]")
-    return EveryFace(parser, read_boxes(faces), None, frame, min_face)
+    return EveryFace(parser, read_boxes(faces), None, frame, min_face, batch or FACES_PER_BATCH)
 
 
 def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16: bool, many: bool) -> FaceParser:
@@ -111,11 +113,12 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", "out", type=click.Path(path_type=Path), default=Path("parsed"), show_default=True,
+@click.option("--out", "-o", "out", type=click.Path(), default="parsed", show_default=True,
               help="Folder for the label PNGs, overlays and labels.json.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays (a video for video inputs).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Images or frames per inference call (GPU backends gain most).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images or frames per inference call with --faces whole or --face-box (default 1); faces per "
+                   f"call with --faces auto or FILE.json (default {FACES_PER_BATCH}). GPU backends gain most.")
 @click.option("--face-box", "face_box", metavar="X,Y,W,H", default=None,
               help="Parse this box (pixels) instead of the whole image, e.g. from your face detector.")
 @click.option("--faces", default="auto", show_default=True, metavar="auto|whole|FILE.json",
@@ -134,7 +137,7 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
               help="Engine to run MODEL on; auto: by suffix (.onnx ONNX Runtime, .xml OpenVINO, .engine TensorRT).")
 @click.option("--bf16", is_flag=True,
               help="Compute an FP32 OpenVINO model in bf16 (CPUs with AMX or AVX512-BF16; verify it first).")
-def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch: int, face_box: str | None,
+def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, batch: int | None, face_box: str | None,
          faces: str, detector: Path | None, margin: str, min_face: float, device: str, threads: int | None,
          engine: str, bf16: bool) -> None:
     """Parse faces in images, folders and videos with an exported DML-CSR MODEL (.onnx, OpenVINO
@@ -148,6 +151,9 @@ def main(model: Path, inputs: tuple[Path, ...], out: Path, overlay: bool, batch:
     ctx = click.get_current_context()
     try:
         refuse_conflicts(ctx, faces, face_box)
+        if not out.strip():  # an unset shell variable; Path('') would be the current folder
+            raise DmlcsrError("--out is empty; pass the folder for the outputs, e.g. --out parsed")
+        out = Path(out)
         box = parse_face_box(face_box)
         listed = collect_jobs(inputs)
         read_too = [Path(path) for path in (model, detector, faces) if path is not None and Path(path).is_file()]

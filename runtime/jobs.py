@@ -21,6 +21,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 #: counted skip that says to convert it, rather than vanishing without a word
 UNDECODED_SUFFIXES = (".heic", ".heif", ".jxl", ".dng", ".cr2", ".nef", ".arw", ".raw", ".psd")
 LABEL_LEGEND = "labels.json"
+#: NAME-1 ... NAME-MAX_RENAMES are tried before an input is refused for want of a free name
+MAX_RENAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Job:
 
     @property
     def label_png(self) -> Path:
-        return self.name.with_suffix(".png")
+        return self.name.with_name(self.name.name + ".png")  # not with_suffix: img.001 keeps its .001
 
     @property
     def overlay(self) -> Path:
@@ -69,7 +71,7 @@ def collect_jobs(inputs: Sequence[str | Path]) -> JobList:
     wanted = IMAGE_SUFFIXES + VIDEO_SUFFIXES + UNDECODED_SUFFIXES
     for item in map(Path, inputs):
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = sorted(p for p in item.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.startswith("."))
             chosen = [p for p in files if p.suffix.lower() in wanted]
             if not chosen:
                 raise DmlcsrError(f"no images or videos in {item}; image types: {' '.join(IMAGE_SUFFIXES)}")
@@ -101,6 +103,9 @@ def _unique_names(found: list[tuple[Path, Path]], notes: list[str]) -> dict[int,
         source, name = found[index]
         candidate, count = name, 1
         while (owner := _clash(Job(source, candidate, _is_video(source)), files, folders)) is not None:
+            if count > MAX_RENAMES:
+                raise DmlcsrError(f"cannot give {source} an output name that no other input's outputs use ({owner} "
+                                  "has it); rename the file or its folder")
             candidate, count = name.with_name(f"{name.name}-{count}"), count + 1
         if candidate != name:
             notes.append(f"{source} is written as {candidate} ({name} is taken by {owner})")
@@ -120,6 +125,8 @@ def _clash(job: Job, files: dict[Path, Path], folders: dict[Path, Path]) -> Path
         for parent in path.parents:
             if parent in folders:
                 return folders[parent]
+            if parent in files:  # an output file where this one needs a folder (e.g. labels.json/)
+                return files[parent]
     if folder is not None:
         if folder in folders:
             return folders[folder]

@@ -18,9 +18,9 @@ from dmlcsr.runtime.faces.box_file import FaceBoxes, boxes_document
 from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.drawing import draw_faces
 from dmlcsr.runtime.faces.framing import DEFAULT_MARGIN, Margin
-from dmlcsr.runtime.faces.photo import MIN_FACE, PhotoResult, parse_photo
+from dmlcsr.runtime.faces.photo import FACES_PER_BATCH, MIN_FACE, PhotoResult, parse_photo
 from dmlcsr.runtime.parser import FaceParser
-from dmlcsr.runtime.visualize import MIN_OVERLAY_HEIGHT, overlay
+from dmlcsr.runtime.visualize import overlay, overlay_scale
 
 
 @dataclass
@@ -71,6 +71,7 @@ class EveryFace:
     detector: CenterFace | None = None
     margin: Margin = DEFAULT_MARGIN
     min_face: float = MIN_FACE
+    faces_per_call: int = FACES_PER_BATCH
     counts: dict[str, int] = field(default_factory=lambda: {"faces": 0, "without_faces": 0})
     images_per_call = 1
     writes_faces = True
@@ -79,7 +80,7 @@ class EveryFace:
         results = []
         for image, name in zip(images, names, strict=True):
             result = parse_photo(self.parser, image, self.faces, self.detector, self.min_face, self.margin,
-                                 image_name=name)
+                                 batch_size=self.faces_per_call, image_name=name)
             self.counts["faces"] += len(result.faces)
             self.counts["without_faces"] += not result.faces
             results.append(Labelled(result.labels, result))
@@ -88,7 +89,7 @@ class EveryFace:
     def overlay(self, image: np.ndarray, labelled: Labelled, legend: bool | list[int] = True) -> np.ndarray:
         """The colour overlay with each face's box, crop, score and landmarks drawn on it."""
         picture = overlay(image, labelled.labels, self.parser.label_names, legend=legend)
-        scale = max(1, int(np.ceil(MIN_OVERLAY_HEIGHT / image.shape[0])))  # overlay() enlarges small images
+        scale = overlay_scale(image.shape[:2])  # overlay() enlarges small images
         height, width = image.shape[0] * scale, image.shape[1] * scale
         picture[:height, :width] = draw_faces(picture[:height, :width], labelled.photo, scale=scale)
         return picture

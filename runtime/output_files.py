@@ -26,14 +26,39 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DmlcsrError(f"cannot create {path.parent} ({exc.strerror}); pass a writable --out") from None
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+    check_name_length(path)
+    temporary = temporary_name(path)
     try:
         yield temporary
         os.replace(temporary, path)
     except OSError as exc:
         raise DmlcsrError(f"cannot write {path} ({exc.strerror}); free some space or pass a writable --out") from None
     finally:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
+
+
+def check_name_length(path: Path) -> None:
+    """Refuse a file name longer than its file system takes (255 bytes on most)."""
+    try:
+        limit = os.pathconf(path.parent if path.parent.exists() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(path.name)) > limit:
+        raise DmlcsrError(f"cannot write {path.name[:40]}... ({len(os.fsencode(path.name))} bytes, over the file "
+                          f"system's {limit}-byte name limit); shorten the input's name")
+
+
+def temporary_name(path: Path) -> Path:
+    """A short hidden name in ``path``'s folder (a long output name plus a tag would
+    overflow the file system's 255-byte limit), with ``path``'s suffix."""
+    return path.with_name(f".dmlcsr-{os.getpid()}-{secrets.token_hex(4)}{path.suffix[:16]}")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # nothing was created under that name
+        pass
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
@@ -45,13 +70,23 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
 
 
 def write_group(files: Sequence[tuple[Path, bytes | str]]) -> None:
-    """Write one input's outputs (label PNG, faces JSON, overlay): all of them, or, when one
-    write fails, none (those already written are removed), so a skip leaves nothing behind."""
-    written: list[Path] = []
+    """Write one input's outputs (label PNG, faces JSON, overlay) all together: every file
+    goes to its temporary name first and the renames follow only when all are written, so
+    a failure leaves neither a partial file nor a mix of old and new outputs."""
+    for path, _ in files:  # refused before anything is written: a rename that fails half-way cannot be undone
+        check_name_length(path)
+    staged: list[tuple[Path, Path]] = []
+    current = None
     try:
-        for path, data in files:
-            written.append(write_atomic(path, data))
-    except DmlcsrError:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
+        for current, data in files:
+            current.parent.mkdir(parents=True, exist_ok=True)
+            staged.append((temporary_name(current), current))
+            staged[-1][0].write_bytes(data.encode() if isinstance(data, str) else data)
+        for temporary, current in staged:
+            os.replace(temporary, current)
+    except OSError as exc:
+        raise DmlcsrError(f"cannot write {current} ({exc.strerror}); free some space or pass a writable "
+                          "--out") from None
+    finally:
+        for temporary, _ in staged:
+            _remove(temporary)

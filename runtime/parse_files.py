@@ -130,24 +130,27 @@ def _frames(capture: cv2.VideoCapture, count: int) -> Iterator[list[np.ndarray]]
 
 
 def _run_video(labeller: Labeller, job: Job, out: Path, with_overlay: bool, skips: Skips) -> None:
-    """Label every frame of one video: a PNG per frame, the faces JSON and the overlay video."""
+    """Label every frame of one video: a PNG per frame, the faces JSON and the overlay video.
+    Frames that fail are counted and reported as one line for the video."""
     capture, total, fps = open_video(job.source)
     legend = list(range(labeller.parser.num_classes))  # a fixed legend keeps every frame one size
     records: list[dict] = []
-    index = 0
+    frame_skips = Skips(echo=False)
+    index = written = 0
     with ExitStack() as stack:
         stack.callback(capture.release)
         writer = None
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc=job.source.name))
         for frames in _frames(capture, labeller.images_per_call):
             numbers = range(index, index + len(frames))
-            labels = _label_or_skip(labeller, frames, [""] * len(frames),
-                                    [f"{job.source} frame {n}" for n in numbers], skips)
+            labels = _label_or_skip(labeller, frames, [job.source.name] * len(frames),
+                                    [f"frame {n}" for n in numbers], frame_skips)
             for number, frame, labelled in zip(numbers, frames, labels, strict=True):
                 if labelled is None:
                     continue
                 png = out / job.name / f"{number:06d}.png"
                 write_atomic(png, encode_image(png, labelled.labels))
+                written += 1
                 if labeller.writes_faces:
                     records.append({"frame": number, **labelled.faces_record()})
                 if with_overlay:
@@ -161,11 +164,25 @@ def _run_video(labeller: Labeller, job: Job, out: Path, with_overlay: bool, skip
             bar.update(len(frames))
         if index == 0:
             raise DmlcsrError(f"no frame could be read from {job.source}; check the file plays, or convert it to MP4")
+        if written == 0:
+            raise DmlcsrError(f"none of its {index} frames could be parsed ({frame_skips.messages[0]})")
     if labeller.writes_faces:
         write_atomic(out / job.faces_json, dumps_boxes({"video": job.source.name, "frames": records}, "frames"))
+    _remove_stale_frames(out / job.name, index)
+    if frame_skips:
+        skips.add(job.source, f"{len(frame_skips)} of its {index} frames skipped (first: {frame_skips.messages[0]}); "
+                              f"the other {written} are written")
     if total and total - index > max(1, MISSING_FRAMES_TOLERANCE * total):
         skips.add(job.source, f"only {index} of the {total} frames it declares could be read (truncated or "
-                              f"damaged); those {index} are written, re-encode the video to parse the rest")
+                              f"damaged); those {index} are parsed, re-encode the video to parse the rest")
+
+
+def _remove_stale_frames(folder: Path, count: int) -> None:
+    """Frame PNGs numbered beyond this video's last frame are an earlier, longer video's:
+    left in place they would pass for this one's."""
+    for path in folder.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
+        if int(path.stem) >= count:
+            path.unlink()
 
 
 def write_label_legend(parser: FaceParser, out: Path) -> Path:

@@ -22,7 +22,7 @@ from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.core.validation import whole_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.backends import Backend, open_backend
-from dmlcsr.runtime.images import MAX_PIXELS, ImageInput, load_image
+from dmlcsr.runtime.images import MAX_PIXELS, MIN_SIDE, ImageInput, load_image
 from dmlcsr.runtime.pipeline import crop_for, labels_at_image, preprocess, probabilities_at_image
 
 OUTPUTS = ("labels", "probabilities", "logits")
@@ -63,7 +63,7 @@ class FaceParser:
                               "unknown; export the checkpoint with dmlcsr-export")
         self.metadata: ModelMetadata = self.backend.metadata
         self.input_size: tuple[int, int] = tuple(int(v) for v in self.metadata.preprocessing.input_size)
-        self.max_pixels = max_pixels
+        self.max_pixels = whole_number(max_pixels, "max_pixels", MIN_SIDE * MIN_SIDE)
         self._check_model()
         for advice in cpu_int8_advice(self.backend, this_cpu()):
             warnings.warn(advice, DmlcsrWarning, stacklevel=2)
@@ -123,6 +123,9 @@ class FaceParser:
         DEFAULT_BATCH, or the model's largest batch if smaller). Every image is read and
         checked before any inference, so a bad file fails fast. Returns one array per image,
         as ``parse`` would."""
+        if isinstance(images, (str, bytes, Path, np.ndarray)):
+            raise DmlcsrError(f"parse_batch takes a list of images, not one {type(images).__name__}; pass [image] "
+                              "or call parse")
         if output not in OUTPUTS:
             raise DmlcsrError(f"unknown output {output!r}; use one of {', '.join(OUTPUTS)}")
         if face_boxes is not None and len(face_boxes) != len(images):
@@ -155,6 +158,11 @@ class FaceParser:
         """
         image = load_image(image, self.max_pixels)
         step = self._batch_size(batch_size)
+        for crop in crops:
+            if not isinstance(crop, Crop) or not (np.isfinite(crop.center).all() and np.isfinite(crop.scale).all()
+                                                  and np.all(np.asarray(crop.scale) > 0)):
+                raise DmlcsrError(f"crop {crop!r} is not a finite dmlcsr.core.geometry.Crop with a positive scale; "
+                                  "make crops with parser.crop_for(image, box) or geometry.box_to_crop")
         if not crops:
             return np.zeros((0, self.num_classes, *self._logit_size()), np.float32)
         return np.concatenate([self._infer(preprocess(image, list(crops[start:start + step]), self.input_size))

@@ -27,10 +27,12 @@ class Skips:
     """The inputs (or frames) skipped so far, each with its reason."""
 
     messages: list[str] = field(default_factory=list)
+    echo: bool = True  # print each skip as it happens (frames of a video are summed up instead)
 
     def add(self, source: object, reason: str) -> None:
         self.messages.append(f"{source}: {reason}")
-        tqdm.write(f"skipped {source}: {reason}", file=sys.stderr)
+        if self.echo:
+            tqdm.write(f"skipped {source}: {reason}", file=sys.stderr)
 
     def add_error(self, source: object, exc: BaseException) -> None:
         """Record ``exc`` as the reason ``source`` was skipped."""

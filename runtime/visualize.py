@@ -18,6 +18,7 @@ from dmlcsr.runtime.output_files import write_atomic
 
 LEGEND_ROW = 18  # pixels per legend line at scale 1
 MIN_OVERLAY_HEIGHT = 320  # small face crops are enlarged so the legend stays readable
+MAX_OVERLAY_WIDTH = 4096  # ... but not beyond this width (JPEG's limit is 65535, memory's lower)
 
 
 def colorize(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -37,7 +38,7 @@ def overlay(image: np.ndarray, labels: np.ndarray, label_names: Sequence[str], a
     """
     if image.shape[:2] != labels.shape:
         raise DmlcsrError(f"image {image.shape[:2]} and label map {labels.shape} differ in size")
-    scale = max(1, int(np.ceil(MIN_OVERLAY_HEIGHT / image.shape[0])))
+    scale = overlay_scale(image.shape[:2])
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         labels = cv2.resize(labels, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
@@ -49,6 +50,13 @@ def overlay(image: np.ndarray, labels: np.ndarray, label_names: Sequence[str], a
         return blended
     shown = np.unique(labels).tolist() if legend is True else list(legend)
     return np.hstack(_fit(blended, _legend(shown, label_names, image.shape[0])))
+
+
+def overlay_scale(image_size: tuple[int, int]) -> int:
+    """How much ``overlay`` enlarges an image: enough for a legible legend on small face
+    crops, but never past MAX_OVERLAY_WIDTH (a 2 x 3000 strip must not become 320 x 480000)."""
+    height, width = image_size
+    return max(1, min(int(np.ceil(MIN_OVERLAY_HEIGHT / height)), MAX_OVERLAY_WIDTH // width))
 
 
 def _legend(classes: Sequence[int], label_names: Sequence[str], height: int) -> np.ndarray:

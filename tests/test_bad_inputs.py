@@ -27,7 +27,7 @@ from toy_onnx import toy_parsing_onnx
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime import FaceParser
 from dmlcsr.runtime.cli import main
-from dmlcsr.runtime.faces import NO_MARGIN, parse_photo
+from dmlcsr.runtime.faces import NO_MARGIN, Face, Margin, parse_photo
 from dmlcsr.runtime.faces.box_file import read_boxes
 from dmlcsr.runtime.images import read_image
 
@@ -172,7 +172,7 @@ CLI_CASES = [
     CliCase("faces-not-json", "faces-json", lambda d, m, p: [p, "--faces", "everyone"], 2,
             "is not auto, whole or a .json file"),
     # flags
-    CliCase("margin-nan", "flag", lambda d, m, p: [p, "--margin", "nan"], 2, "margin nan,nan,nan,nan is not four"),
+    CliCase("margin-nan", "flag", lambda d, m, p: [p, "--margin", "nan"], 2, "a margin is nan; pass a finite number"),
     CliCase("margin-huge", "flag", lambda d, m, p: [p, "--margin", "1e308"], 2, "from 0 to 10"),
     CliCase("margin-three", "flag", lambda d, m, p: [p, "--margin", "0.1,0.2,0.3"], 2, "is not one or four"),
     CliCase("min-face-nan", "flag", lambda d, m, p: [p, "--min-face", "nan"], 2,
@@ -186,6 +186,23 @@ CLI_CASES = [
             "--detector does nothing with --face-box"),
     CliCase("min-face-with-json", "flag", lambda d, m, p: [p, "--faces", _faces(d, [[1, 2, 30, 40]]), "--min-face",
                                                            "10"], 2, "--min-face does nothing with --faces"),
+    CliCase("out-empty", "flag", lambda d, m, p: [p, "--faces", "whole", "--out", ""], 2, "--out is empty"),
+    CliCase("threads-beyond-int32", "flag", lambda d, m, p: [p, "--faces", "whole", "--threads", "3000000000"], 2,
+            "threads must be a whole number from 1 to 1024"),
+    CliCase("faces-json-5000-digit-int", "faces-json",
+            lambda d, m, p: [p, "--faces", _write(d, "b.json", "[[" + "9" * 5000 + ", 0, 50, 50]]")], 2,
+            "is not valid JSON"),
+    CliCase("faces-json-landmark-strings", "faces-json",
+            lambda d, m, p: [p, "--faces", _faces(d, {"faces": [{"box": [500, 200, 100, 120],
+                                                                 "landmarks": ["12", "34", "56", "78", "90"]}]})], 2,
+            "landmarks of face box 0 in boxes.json must be 5 finite"),
+    CliCase("faces-json-score-string", "faces-json",
+            lambda d, m, p: [p, "--faces", _faces(d, {"faces": [{"box": [500, 200, 100, 120], "score": "0.9"}]})], 2,
+            "the score of face box 0 in boxes.json is '0.9', not a number"),
+    CliCase("face-box-2000x-the-image", "box", lambda d, m, p: [p, "--face-box", "0,0,1000000,1000000"], 1,
+            "is over 16 times the 1280x886 image"),
+    CliCase("face-box-quarter-pixel-overlap", "box", lambda d, m, p: [p, "--face-box", "1279.5,885.5,300,300"], 1,
+            "lies outside the 1280x886 image"),
     CliCase("batch-zero", "flag", lambda d, m, p: [p, "--batch", "0"], 2, "0 is not in the range x>=1"),
     CliCase("threads-zero", "flag", lambda d, m, p: [p, "--threads", "0"], 2, "0 is not in the range x>=1"),
 ]
@@ -196,7 +213,8 @@ def test_cli_case(case, toy, photo, tmp_path):
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     out = tmp_path / "out"
-    result = run_cli([toy, *case.build(inputs, toy, photo), "--out", out, "--device", "cpu"])
+    args = case.build(inputs, toy, photo)
+    result = run_cli([toy, *args, *(() if "--out" in args else ("--out", out)), "--device", "cpu"])
     assert result.exit_code == case.exit_code, result.output
     assert case.text in result.output, result.output
     if case.exit_code == 2:  # refused before any work: one error line, nothing written
@@ -279,13 +297,15 @@ def test_a_failed_write_leaves_no_partial_file_and_the_batch_goes_on(toy, parser
     folder.mkdir()
     for path in face_paths[:3]:
         _copy(path, folder)
-    victim = face_paths[1].stem + "_overlay"
     real_write = Path.write_bytes
+    overlays = []
 
     def write_bytes(self: Path, data: bytes) -> int:
-        if victim in self.name:
-            real_write(self, data[:100])  # half a file, then the disk is full
-            raise OSError(28, "No space left on device")
+        if self.suffix == ".jpg":
+            overlays.append(self)
+            if len(overlays) == 2:  # the second input's overlay: half a file, then the disk is full
+                real_write(self, data[:100])
+                raise OSError(28, "No space left on device")
         return real_write(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", write_bytes)
@@ -293,6 +313,7 @@ def test_a_failed_write_leaves_no_partial_file_and_the_batch_goes_on(toy, parser
     result = run_cli([toy, folder, "--faces", "whole", "--overlay", "--out", out])
     assert result.exit_code == 1
     assert "No space left on device" in result.output and "parsed 2 of 3 inputs" in result.output
+    assert not overlays[1].exists()
     written = sorted(p.name for p in (out / "photos").iterdir())
     assert written == sorted(f"{p.stem}{suffix}" for p in (face_paths[0], face_paths[2])
                              for suffix in (".png", "_overlay.jpg"))
@@ -502,3 +523,111 @@ def test_the_size_limit_is_read_from_the_header_before_decoding(tmp_path):
         read_image(path)
     with pytest.raises(DmlcsrError, match="not a readable image"):
         read_image(path, max_pixels=200_000_000)
+
+
+# --------------------------------------------------------------------------------------
+# found by an independent 480-case audit after the first fixes
+
+@pytest.mark.parametrize("names", [["img.001.png", "img.002.png"], ["photo.jpg", "photo.v2.jpg"]])
+def test_dotted_names_keep_their_dots_and_never_clash(names, toy, parser, photo, tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    sources = [_copy(photo, folder, name) for name in names]
+    result = run_cli([toy, folder, "--faces", "whole", "--out", tmp_path / "out"])
+    assert result.exit_code == 0, result.output
+    for source in sources:
+        png = tmp_path / "out" / "shots" / (source.name.rsplit(".", 1)[0] + ".png")
+        np.testing.assert_array_equal(_png(png), parser.parse(source))
+
+
+def test_an_output_name_past_the_file_system_limit_is_a_skip(toy, photo, tmp_path):
+    long_one = _copy(photo, tmp_path, "n" * 250 + ".jpg")  # its label PNG fits in 255 bytes, its overlay not
+    good = _copy(photo, tmp_path, "short.jpg")
+    result = run_cli([toy, long_one, good, "--faces", "whole", "--overlay", "--out", tmp_path / "out"])
+    assert result.exit_code == 1 and "over the file system's 255-byte name limit" in result.output
+    assert "parsed 1 of 2" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["labels.json", "short.png", "short_overlay.jpg"]
+
+
+def test_a_box_outside_every_frame_is_one_skip_for_the_video(toy, photo, tmp_path):
+    video = _video(tmp_path / "clip.mp4", photo, frames=4)
+    result = run_cli([toy, video, "--face-box", "5000,5000,20,20", "--out", tmp_path / "out"])
+    assert result.exit_code == 1 and "parsed 0 of 1 inputs" in result.output and "1 skipped" in result.output
+    assert "none of its 4 frames could be parsed (frame 0: face box" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shorter_video_parsed_again_leaves_no_stale_frames(toy, photo, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli([toy, _video(tmp_path / "clip.mp4", photo, frames=6), "--faces", "whole", "--out", out]
+                   ).exit_code == 0
+    assert run_cli([toy, _video(tmp_path / "clip.mp4", photo, frames=3), "--faces", "whole", "--out", out]
+                   ).exit_code == 0
+    assert sorted(p.name for p in (out / "clip").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+
+
+def test_a_failed_overlay_on_a_rerun_keeps_the_earlier_outputs(toy, photo, tmp_path):
+    out = tmp_path / "out"
+    source = _copy(photo, tmp_path, "a.jpg")
+    assert run_cli([toy, source, "--faces", "whole", "--out", out]).exit_code == 0
+    before = (out / "a.png").read_bytes()
+    (out / "a_overlay.jpg").mkdir()  # the overlay cannot be written
+    result = run_cli([toy, source, "--faces", "whole", "--overlay", "--out", out])
+    assert result.exit_code == 1 and "cannot write" in result.output
+    assert (out / "a.png").read_bytes() == before
+
+
+def test_a_thin_strip_gets_a_bounded_overlay(toy, tmp_path):
+    strip = _write(tmp_path, "strip.png", cv2.imencode(".png", np.full((2, 3000, 3), 120, np.uint8))[1].tobytes())
+    result = run_cli([toy, strip, "--faces", "whole", "--overlay", "--out", tmp_path / "out"])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "out" / "strip_overlay.jpg")).shape[1] < 4096 + 600  # picture + legend
+
+
+def test_a_dangling_link_in_a_folder_is_a_counted_skip(toy, photo, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _copy(photo, folder, "a.jpg")
+    (folder / "b.jpg").symlink_to(folder / "gone.jpg")
+    result = run_cli([toy, folder, "--faces", "whole", "--out", tmp_path / "out"])
+    assert result.exit_code == 1 and "image not found" in result.output and "parsed 1 of 2" in result.output
+
+
+@pytest.mark.parametrize("text, message", [
+    (json.dumps({**GOOD_METADATA, "label_names": ["x" * 65] + [f"c{i}" for i in range(18)]}), "label_names must be"),
+    (json.dumps({**GOOD_METADATA, "label_names": ["\ud800"] + [f"c{i}" for i in range(18)]}), "label_names must be"),
+], ids=["long-name", "lone-surrogate"])
+def test_label_names_a_legend_cannot_draw_are_refused(text, message, toy, tmp_path):
+    with pytest.raises(DmlcsrError, match=message):
+        FaceParser(_with_metadata(toy, tmp_path, text), device="cpu")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p, img: p.infer_crops(img, [(10, 10, 50, 50)]), "is not a finite dmlcsr.core.geometry.Crop"),
+    (lambda p, img: p.parse_batch("photo.jpg"), "parse_batch takes a list of images, not one str"),
+    (lambda p, img: parse_photo(p, img, faces=None), "faces=None is not 'auto', 'whole'"),
+    (lambda p, img: parse_photo(p, img, faces=3), "faces=3 is not 'auto', 'whole'"),
+    (lambda p, img: parse_photo(p, img, faces=[Face((500, 200, 100, 120), float("nan"))]),
+     "the score of face box 0 is nan"),
+    (lambda p, img: Margin("0.3"), "a margin is '0.3', not a number"),
+    (lambda p, img: FaceParser(p.path, device="cpu", max_pixels=None), "max_pixels is None"),
+    (lambda p, img: FaceParser(p.path, device="cpu", max_pixels=float("nan")), "max_pixels is nan"),
+], ids=["crops-not-crops", "batch-of-a-path", "faces-none", "faces-int", "face-score-nan", "margin-text",
+        "max-pixels-none", "max-pixels-nan"])
+def test_more_api_refusals(call, message, parser, photo):
+    with pytest.raises(DmlcsrError, match=re.escape(message)):
+        call(parser, cv2.imread(str(photo)))
+
+
+@pytest.mark.parametrize("state, message", [
+    ("int-keys", "keys are not parameter names"), ("nan-weights", "NaN or infinite values in layer6.conv4.weight"),
+])
+def test_checkpoints_with_foreign_keys_or_nan_weights_are_refused(state, message, tmp_path):
+    torch = pytest.importorskip("torch")
+    from dmlcsr.checkpoint import read_state_dict
+
+    weights = {0: torch.zeros(3)} if state == "int-keys" else {"layer6.conv4.weight": torch.full((19, 256, 1, 1),
+                                                                                                  float("nan"))}
+    torch.save(weights, tmp_path / "best.pth")
+    with pytest.raises(DmlcsrError, match=re.escape(message)):
+        read_state_dict(tmp_path / "best.pth")

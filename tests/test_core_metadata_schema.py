@@ -58,8 +58,8 @@ BAD_DOCUMENTS = [
                                                "uint8 PNGs), found true"),
     ("too few names", doc(label_names=NAMES[:3]), "label_names must be exactly 19 strings, one per class, "
                                                   "found a list of 3"),
-    ("non-string names", doc(label_names=NAMES[:18] + [7]), "label_names must be a list of strings"),
-    ("names as object", doc(label_names={"a": 1}), "label_names must be a list of strings"),
+    ("non-string names", doc(label_names=NAMES[:18] + [7]), "label_names must be a list of names, one per class"),
+    ("names as object", doc(label_names={"a": 1}), "label_names must be a list of names"),
     ("empty input name", doc(input_name=""), "input_name must be a non-empty string"),
     ("stride 0", doc(output_stride=0), "output_stride must be a positive integer"),
     ("extra as list", doc(extra=[]), "extra must be an object"),

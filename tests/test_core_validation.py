@@ -36,11 +36,11 @@ def test_bad_boxes_get_one_line_that_names_the_problem(box, pattern):
 
 
 @pytest.mark.parametrize("value, pattern", [(math.nan, "finite"), ("x", "not a number"), (True, "not a number"),
-                                            (-1, "at least 0"), (None, "not a number")])
+                                            (-1, "at least 0"), (None, "not a number"), ("24", "not a number")])
 def test_numbers_are_finite_and_in_range(value, pattern):
     with pytest.raises(DmlcsrError, match=pattern):
         finite_number(value, "--min-face", 0.0)
-    assert finite_number("24", "--min-face", 0.0) == 24.0
+    assert finite_number(24, "--min-face", 0.0) == 24.0
 
 
 @pytest.mark.parametrize("value", [2.5, "3", True, 0, -1, None])

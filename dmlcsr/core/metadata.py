@@ -129,6 +129,17 @@ def _non_empty_str(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
+def _label_name(value: Any) -> bool:
+    """A class name a legend can draw and a JSON file can hold: short, valid Unicode."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LABEL_NAME:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: OpenCV's putText crashes on it
+        return False
+    return True
+
+
 def _is_object(value: Any) -> bool:
     return isinstance(value, Mapping)
 
@@ -140,13 +151,17 @@ def _seq_of(length: int | None, item: Check) -> Check:
     return check
 
 
+#: class names beyond this length are not names (and would widen legends without bound)
+MAX_LABEL_NAME = 64
+
 Rules = tuple[tuple[str, Check, str], ...]
 
 MODEL_RULES: Rules = (
     ("schema_version", _int_in(1), "a positive integer"),
     ("num_classes", _int_in(MIN_CLASSES, MAX_CLASSES),
      f"an integer in {MIN_CLASSES}..{MAX_CLASSES} (label maps are uint8 PNGs)"),
-    ("label_names", _seq_of(None, _is_str), "a list of strings, one per class"),
+    ("label_names", _seq_of(None, _label_name), f"a list of names, one per class, each 1..{MAX_LABEL_NAME} "
+                                                 "characters of valid Unicode"),
     ("input_name", _non_empty_str, "a non-empty string"),
     ("output_name", _non_empty_str, "a non-empty string"),
     ("output_stride", _int_in(1), "a positive integer"),

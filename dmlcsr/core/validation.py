@@ -19,12 +19,16 @@ MIN_BOX_SIDE = 2.0
 #: holding whole pixels there, and no image under the 100 MP limit comes close
 MAX_COORDINATE = float(2**24)
 
+#: a box larger than this many times the image's longer side shrinks the whole image to a
+#: few dozen of the network's 473 pixels: not a face crop
+MAX_BOX_TO_IMAGE = 16.0
+
 Box = tuple[float, float, float, float]
 
 
 def finite_number(value: object, what: str, minimum: float | None = None, maximum: float | None = None) -> float:
     """``value`` as a float within [minimum, maximum]; NaN, infinities and non-numbers are refused."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise DmlcsrError(f"{what} is {value!r}, not a number")
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -81,21 +85,28 @@ def box_values(box: object, what: str = "face box") -> Box:
 
 
 def face_box(box: object, image_size: tuple[int, int], what: str = "face box") -> Box:
-    """``box_values`` plus the image: the box must overlap the (height, width) image.
+    """``box_values`` plus the image: the box must overlap the (height, width) image by at
+    least a pixel each way, and be at most MAX_BOX_TO_IMAGE times its longer side.
 
     A box partly outside is fine: the official warp fills the outside with black."""
     x, y, w, h = box_values(box, what)
     height, width = image_size
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+    if min(x + w, width) - max(x, 0) < 1 or min(y + h, height) - max(y, 0) < 1:
         raise DmlcsrError(f"{what} {_shown(box)} lies outside the {width}x{height} image; pass x, y, w, h in "
                           "this image's pixels")
+    if max(w, h) > MAX_BOX_TO_IMAGE * max(width, height):
+        raise DmlcsrError(f"{what} {_shown(box)} is over {MAX_BOX_TO_IMAGE:g} times the {width}x{height} image, "
+                          "which would shrink the image to a few network pixels; pass x, y, w, h in this image's "
+                          "pixels")
     return x, y, w, h
 
 
 def finite_points(points: object, count: int, what: str) -> list[tuple[float, float]]:
     """``count`` (x, y) pairs of finite numbers, e.g. a face's five landmarks."""
     try:
-        flat = [float(v) for pair in points for v in pair]  # type: ignore[union-attr]
+        pairs = list(points)  # type: ignore[call-overload]
+        flat = [float(v) for pair in pairs if not isinstance(pair, (str, bytes)) and len(pair) == 2
+                for v in pair if not isinstance(v, (str, bytes, bool))]
     except (TypeError, ValueError, OverflowError):
         flat = []
     if len(flat) != 2 * count or not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in flat):

@@ -24,6 +24,9 @@ DEVICES = ("auto", "cpu", "cuda")
 INFERENCE_PRECISIONS = ("f32", "bf16")
 
 
+#: more threads than any machine has cores (engines take an int32, and spawn each one)
+MAX_THREADS = 1024
+
 @dataclass(frozen=True)
 class TensorSpec:
     """A named I/O tensor: shape with None (or a name) for dynamic dimensions, numpy dtype."""
@@ -55,8 +58,9 @@ class BackendOptions:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise DmlcsrError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise DmlcsrError(f"threads must be a whole number of at least 1, not {self.threads!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool)
+                                         or not 1 <= self.threads <= MAX_THREADS):
+            raise DmlcsrError(f"threads must be a whole number from 1 to {MAX_THREADS}, not {self.threads!r}")
         if self.inference_precision not in INFERENCE_PRECISIONS:
             raise DmlcsrError(f"unknown inference precision {self.inference_precision!r}; use one of "
                               f"{', '.join(INFERENCE_PRECISIONS)}")

@@ -64,7 +64,7 @@ def read_boxes(path: str | Path) -> FaceBoxes:
         raise DmlcsrError(f"face box file not found: {path}") from None
     except OSError as exc:
         raise DmlcsrError(f"cannot read face box file {path} ({exc.strerror}); give a .json file of boxes") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, ints past 4300 digits
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise DmlcsrError(f"{path} is not valid JSON ({reason}); give boxes as {BOX_FORMATS}") from None
     entries = data.get("faces") if isinstance(data, dict) else data

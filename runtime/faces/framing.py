@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dmlcsr.core.geometry import INPUT_SIZE, Crop, box_to_crop
+from dmlcsr.core.validation import finite_number
 from dmlcsr.errors import DmlcsrError
 
 #: a margin beyond this many box sizes frames mostly background (and far ones overflow)
@@ -48,8 +49,8 @@ class Margin:
         return cls(*values)
 
     def __post_init__(self) -> None:
-        values = (self.left, self.right, self.top, self.bottom)
-        if not all(0 <= v <= MAX_MARGIN for v in values):  # NaN fails this too
+        values = tuple(finite_number(v, "a margin") for v in (self.left, self.right, self.top, self.bottom))
+        if not all(0 <= v <= MAX_MARGIN for v in values):
             raise DmlcsrError(f"margin {','.join(f'{v:g}' for v in values)} is not four fractions from 0 to "
                               f"{MAX_MARGIN:g}; write e.g. 0.3 or 0.2,0.2,0.4,0.2 (left,right,top,bottom)")
 

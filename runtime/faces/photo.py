@@ -22,7 +22,7 @@ import numpy as np
 
 from dmlcsr.core.geometry import Crop, affine_matrix, box_to_crop, upsample_logits, whole_image_box
 from dmlcsr.core.metadata import ModelMetadata
-from dmlcsr.core.validation import Box, face_box, finite_number, whole_number
+from dmlcsr.core.validation import Box, face_box, finite_number, finite_points, whole_number
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.faces.box_file import FaceBoxes, read_boxes
 from dmlcsr.runtime.faces.detector import CenterFace, Face
@@ -102,11 +102,21 @@ def _faces_to_parse(image: np.ndarray, faces: object, detector: CenterFace | Non
         faces = read_boxes(faces)
     if isinstance(faces, FaceBoxes):
         given = faces.for_image((height, width), image_name)
+    elif isinstance(faces, Sequence) and not isinstance(faces, (str, bytes)):
+        given = [_checked_face(face, (height, width), f"face box {index}") for index, face in enumerate(faces)]
     else:
-        given = [Face(face_box(face.box if isinstance(face, Face) else face, (height, width), f"face box {index}"),
-                      *((face.score, face.landmarks) if isinstance(face, Face) else ()))
-                 for index, face in enumerate(faces)]  # type: ignore[union-attr]
+        raise DmlcsrError(f"faces={faces!r} is not 'auto', 'whole', a .json file of boxes or a list of x, y, w, h "
+                          "boxes")
     return "boxes", [(face, enlarge_box(face.box, margin)) for face in given], 0
+
+
+def _checked_face(face: object, image_size: tuple[int, int], what: str) -> Face:
+    """A caller's box or Face, checked as a faces JSON entry is (box, score, landmarks)."""
+    if not isinstance(face, Face):
+        return Face(face_box(face, image_size, what))
+    landmarks = None if face.landmarks is None else np.asarray(
+        finite_points(face.landmarks, 5, f"the landmarks of {what}"), np.float32)
+    return Face(face_box(face.box, image_size, what), finite_number(face.score, f"the score of {what}"), landmarks)
 
 
 def _input_region(crop: Crop, input_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int, int, int]:
