@@ -50,7 +50,7 @@ def measure(name: str, model: nn.Module, input_size: int = 473) -> SizeRow:
 
 
 def default_builds(num_classes: int) -> list[tuple[str, nn.Module]]:
-    """The builds the README reports: DML-CSR deploy and training, and EAGRNet as the paper
+    """The builds docs/reference-model.md reports: DML-CSR deploy and training, and EAGRNet as the paper
     timed it (its edge module runs at inference)."""
     from dmlcsr.networks.dml_csr import DML_CSR
     from dmlcsr.networks.eagrnet import EAGRNet

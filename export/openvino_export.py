@@ -4,7 +4,7 @@ Why NNCF: it is OpenVINO's own post-training quantizer and places its FakeQuanti
 where the CPU plugin's int8 kernels (VNNI / AMX) pick them up. The recipe
 (``NncfRecipe``) was chosen by measurement on the demo model at 473 px (label agreement
 with FP32 after the official upsample; latency on a 2-core Zen 5 with AVX512-VNNI, ONNX
-Runtime FP32 1355 ms; README, "CPU engines"):
+Runtime FP32 1355 ms; docs/cpu-engines.md):
 
 | recipe | agreement | latency |
 |---|---|---|

@@ -97,5 +97,5 @@ def test_engine_builds_runs_and_matches_onnx(precision, demo_onnx, face_paths, t
     logits = open_backend(engine, "cuda", engine="tensorrt").run_single(batch)
     if precision == "fp32":  # TF32 is switched off for fp32 engines: only accumulation order differs
         assert (logits.argmax(1) == reference.argmax(1)).mean() >= 0.999
-    else:  # fitted at 225, run at 473: no trained margins here (see README, Export); FP16 must track FP32
+    else:  # fitted at 225, run at 473: no trained margins here (see docs/export.md); FP16 must track FP32
         assert np.corrcoef(logits.ravel(), reference.ravel())[0, 1] > 0.98

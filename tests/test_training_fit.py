@@ -23,7 +23,7 @@ from dmlcsr.training.loop import TrainConfig, train
 FIT_SIZE = (81, 81)
 # An untrained parser scores mIoU ~0.05-0.2 here; getting background, skin and hair right
 # but missing the small parts caps it near 0.5. 0.75 needs the eyes (told apart only by
-# side) and the mouth found too; the run reaches ~0.85-0.9 (see the README's Training section).
+# side) and the mouth found too; the run reaches ~0.85-0.9 (see docs/training.md).
 FIT_MIOU = 0.75
 
 
