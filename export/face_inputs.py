@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 import dmlcsr
-from dmlcsr.core import geometry
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.images import IMAGE_SUFFIXES, read_image
+from dmlcsr.runtime.pipeline import crop_for, preprocess
 
 
 def default_image_dir() -> Path:
@@ -40,8 +40,7 @@ def preprocess_file(path: str | os.PathLike, input_size: int) -> np.ndarray:
     """One photo -> 3 x S x S float32, the official whole-image crop, BGR, ImageNet mean/std."""
     image = read_image(path)
     size = (input_size, input_size)
-    crop = geometry.box_to_crop(geometry.whole_image_box(*image.shape[:2]), size)
-    return geometry.normalize(geometry.warp_to_input(image, crop, size))[0]
+    return preprocess(image, [crop_for(image.shape[:2], None, size)], size)[0]
 
 
 def batches(paths: Sequence[Path], input_size: int, batch_size: int) -> Iterator[np.ndarray]:

@@ -15,9 +15,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from dmlcsr.cli_options import device_option, threads_option
 from dmlcsr.core.validation import box_values, finite_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
-from dmlcsr.runtime.backends import DEVICES, ENGINES
+from dmlcsr.runtime.backends import ENGINES
 from dmlcsr.runtime.faces.box_file import read_boxes
 from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.framing import Margin
@@ -130,9 +131,8 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
               help="Widen face boxes by these fractions (left,right,top,bottom) to the training framing.")
 @click.option("--min-face", type=float, default=MIN_FACE, show_default=True,
               help="Skip (and count) detected faces whose shorter side is below this many pixels.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="auto: TensorRT/CUDA when present, else CPU.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the engine.")
+@device_option()
+@threads_option()
 @click.option("--engine", type=click.Choice(("auto", *ENGINES)), default="auto", show_default=True,
               help="Engine to run MODEL on; auto: by suffix (.onnx ONNX Runtime, .xml OpenVINO, .engine TensorRT).")
 @click.option("--bf16", is_flag=True,

@@ -10,6 +10,7 @@ latter two renamed into place only once the whole video has been read.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -168,7 +169,10 @@ def _run_video(labeller: Labeller, job: Job, out: Path, with_overlay: bool, skip
             raise DmlcsrError(f"none of its {index} frames could be parsed ({frame_skips.messages[0]})")
     if labeller.writes_faces:
         write_atomic(out / job.faces_json, dumps_boxes({"video": job.source.name, "frames": records}, "frames"))
-    _remove_stale_frames(out / job.name, index)
+    stale = _stale_frames(out / job.name, index)
+    if stale:
+        tqdm.write(f"note: {out / job.name} also holds {stale} frame PNG(s) numbered past this video's {index} "
+                   "frames (an earlier run's?); they were left in place", file=sys.stderr)
     if frame_skips:
         skips.add(job.source, f"{len(frame_skips)} of its {index} frames skipped (first: {frame_skips.messages[0]}); "
                               f"the other {written} are written")
@@ -177,12 +181,10 @@ def _run_video(labeller: Labeller, job: Job, out: Path, with_overlay: bool, skip
                               f"damaged); those {index} are parsed, re-encode the video to parse the rest")
 
 
-def _remove_stale_frames(folder: Path, count: int) -> None:
-    """Frame PNGs numbered beyond this video's last frame are an earlier, longer video's:
-    left in place they would pass for this one's."""
-    for path in folder.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
-        if int(path.stem) >= count:
-            path.unlink()
+def _stale_frames(folder: Path, count: int) -> int:
+    """How many frame PNGs in ``folder`` are numbered beyond this video's last frame: an
+    earlier, longer video's (or the user's own files). Reported, never deleted."""
+    return sum(int(path.stem) >= count for path in folder.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"))
 
 
 def write_label_legend(parser: FaceParser, out: Path) -> Path:

@@ -9,7 +9,6 @@ exact float center the forward warp used, not the official test script's int32 c
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from dmlcsr.core import geometry
@@ -52,10 +51,7 @@ def nearest_source_index(crop: Crop, image_size: tuple[int, int],
     if input_size[0] * input_size[1] >= _MAX_EXACT_INDEX:
         raise DmlcsrError(f"input size {input_size} is too large for the probability map; use labels")
     index = np.arange(input_size[0] * input_size[1], dtype=np.float32).reshape(input_size)
-    height, width = image_size
-    source = cv2.warpAffine(index, geometry.affine_matrix(crop, input_size, inverse=True), (int(width), int(height)),
-                            flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
-    return source.astype(np.int64)
+    return geometry.warp_back(index, crop, image_size, input_size, border=-1.0).astype(np.int64)
 
 
 def probabilities_at_image(logits: np.ndarray, crop: Crop, image_size: tuple[int, int],
@@ -66,10 +62,7 @@ def probabilities_at_image(logits: np.ndarray, crop: Crop, image_size: tuple[int
     warp, so argmax over C equals ``labels_at_image`` pixel for pixel (up to exact ties).
     Outside the crop: background with probability 1.
     """
-    upsampled = geometry.upsample_logits(logits[None], input_size)[0]
-    upsampled -= upsampled.max(axis=0, keepdims=True)
-    np.exp(upsampled, out=upsampled)
-    upsampled /= upsampled.sum(axis=0, keepdims=True)
+    upsampled = geometry.softmax(geometry.upsample_logits(logits[None], input_size)[0])
     source = nearest_source_index(crop, image_size, input_size)
     inside = source >= 0
     picked = source[inside]

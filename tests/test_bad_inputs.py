@@ -188,7 +188,7 @@ CLI_CASES = [
                                                            "10"], 2, "--min-face does nothing with --faces"),
     CliCase("out-empty", "flag", lambda d, m, p: [p, "--faces", "whole", "--out", ""], 2, "--out is empty"),
     CliCase("threads-beyond-int32", "flag", lambda d, m, p: [p, "--faces", "whole", "--threads", "3000000000"], 2,
-            "threads must be a whole number from 1 to 1024"),
+            "3000000000 is not in the range 1<=x<=1024"),
     CliCase("faces-json-5000-digit-int", "faces-json",
             lambda d, m, p: [p, "--faces", _write(d, "b.json", "[[" + "9" * 5000 + ", 0, 50, 50]]")], 2,
             "is not valid JSON"),
@@ -204,7 +204,7 @@ CLI_CASES = [
     CliCase("face-box-quarter-pixel-overlap", "box", lambda d, m, p: [p, "--face-box", "1279.5,885.5,300,300"], 1,
             "lies outside the 1280x886 image"),
     CliCase("batch-zero", "flag", lambda d, m, p: [p, "--batch", "0"], 2, "0 is not in the range x>=1"),
-    CliCase("threads-zero", "flag", lambda d, m, p: [p, "--threads", "0"], 2, "0 is not in the range x>=1"),
+    CliCase("threads-zero", "flag", lambda d, m, p: [p, "--threads", "0"], 2, "0 is not in the range 1<=x<=1024"),
 ]
 
 
@@ -557,13 +557,14 @@ def test_a_box_outside_every_frame_is_one_skip_for_the_video(toy, photo, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_a_shorter_video_parsed_again_leaves_no_stale_frames(toy, photo, tmp_path):
+def test_frames_past_a_shorter_video_are_reported_not_deleted(toy, photo, tmp_path):
+    """A folder may hold the user's own frames: frames past this video's end are named, never removed."""
     out = tmp_path / "out"
     assert run_cli([toy, _video(tmp_path / "clip.mp4", photo, frames=6), "--faces", "whole", "--out", out]
                    ).exit_code == 0
-    assert run_cli([toy, _video(tmp_path / "clip.mp4", photo, frames=3), "--faces", "whole", "--out", out]
-                   ).exit_code == 0
-    assert sorted(p.name for p in (out / "clip").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    result = run_cli([toy, _video(tmp_path / "clip.mp4", photo, frames=3), "--faces", "whole", "--out", out])
+    assert result.exit_code == 0 and "also holds 3 frame PNG(s) numbered past this video's 3 frames" in result.output
+    assert len(list((out / "clip").iterdir())) == 6
 
 
 def test_a_failed_overlay_on_a_rerun_keeps_the_earlier_outputs(toy, photo, tmp_path):

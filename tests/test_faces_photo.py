@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dmlcsr.core.geometry import Crop, box_to_crop, warp_labels_back
+from dmlcsr.core.geometry import Crop, box_to_crop, warp_back, warp_labels_back
 from dmlcsr.core.metadata import ModelMetadata, Preprocessing
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.backends import open_backend
@@ -19,7 +19,6 @@ from dmlcsr.runtime.faces.detector import CenterFace, Face, default_model_path
 from dmlcsr.runtime.faces.framing import NO_MARGIN
 from dmlcsr.runtime.faces.photo import (
     _input_region,
-    _warp_into_region,
     labels_and_foreground,
     parse_photo,
 )
@@ -91,7 +90,7 @@ def test_region_warp_equals_the_official_full_photo_warp(team_photo):
         region = _input_region(crop, INPUT, team_photo.shape[:2])
         full = warp_labels_back(labels, crop, team_photo.shape[:2], INPUT)
         x0, y0, x1, y1 = region
-        np.testing.assert_array_equal(_warp_into_region(labels, crop, INPUT, region), full[y0:y1, x0:x1])
+        np.testing.assert_array_equal(warp_back(labels, crop, team_photo.shape[:2], INPUT, region), full[y0:y1, x0:x1])
         full[y0:y1, x0:x1] = 0
         assert full.max() == 0
 

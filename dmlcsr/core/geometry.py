@@ -143,9 +143,29 @@ def labels_from_logits(logits: np.ndarray, size: tuple[int, int] = INPUT_SIZE) -
     return labels
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Softmax over axis 0 (the classes of C x H x W scores), in place: maps this size are
+    large, and callers are done with the scores."""
+    scores -= scores.max(axis=0, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=0, keepdims=True)
+    return scores
+
+
+def warp_back(values: np.ndarray, crop: Crop, image_size: tuple[int, int], input_size: tuple[int, int] = INPUT_SIZE,
+              region: tuple[int, int, int, int] | None = None, border: float = 0) -> np.ndarray:
+    """An input-size map (labels, an index or a probability plane) -> the original image:
+    the official inverse affine, nearest, ``border`` outside the crop. ``region`` (x0, y0,
+    x1, y1) returns only those image pixels, warped directly rather than cut from a
+    full-size map (the affine's translation is shifted by the region's corner)."""
+    matrix = affine_matrix(crop, input_size, inverse=True)
+    x0, y0, x1, y1 = region if region is not None else (0, 0, int(image_size[1]), int(image_size[0]))
+    matrix[:, 2] -= (x0, y0)
+    return cv2.warpAffine(values, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
 def warp_labels_back(labels: np.ndarray, crop: Crop, image_size: tuple[int, int],
                      input_size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
     """Input-size labels -> labels at the original image size (nearest, 0 outside)."""
-    height, width = image_size
-    return cv2.warpAffine(labels, affine_matrix(crop, input_size, inverse=True), (int(width), int(height)),
-                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warp_back(labels, crop, image_size, input_size)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from dmlcsr.cli_options import device_option, input_size_option
+from dmlcsr.core.geometry import INPUT_SIZE
 from dmlcsr.errors import DmlcsrError
 
 TRAIN_EXAMPLES = """
@@ -43,15 +45,6 @@ set has them, merged F1 for eyes, brows, nose, mouth and overall (Helen's headli
 """
 
 
-def _size(value: str) -> tuple[int, int]:
-    parts = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 17:
-        raise click.BadParameter(f"{value!r}: give H,W (or one number for a square), at least 17")
-    return parts[0], parts[1]
-
-
 def _floats(value: str, count: int, name: str) -> tuple[float, ...]:
     try:
         numbers = tuple(float(v) for v in value.split(","))
@@ -76,7 +69,7 @@ def _fail(exc: DmlcsrError) -> None:
 @click.option("--val-split", default="test", show_default=True,
               help="Split scored after every --eval-every epochs to pick best.pth (official: test).")
 @click.option("--num-classes", type=int, help="Only for list layouts without label_names.txt.")
-@click.option("--input-size", default="473,473", show_default=True, help="Network input H,W.")
+@input_size_option()
 @click.option("--batch-size", default=28, show_default=True, help="Global batch, split over torchrun processes.")
 @click.option("--epochs", default=200, show_default=True)
 @click.option("--csr-start", default=150, show_default=True, help="Epoch ending the first cycle.")
@@ -97,7 +90,7 @@ def _fail(exc: DmlcsrError) -> None:
 @click.option("--eval-every", default=1, show_default=True, help="Epochs between validations (0: never).")
 @click.option("--official-center-truncation", is_flag=True, help="Score as test.py (int32 crop centres).")
 @click.option("--workers", default=2, show_default=True, help="Data-loading processes per device.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option("auto: CUDA when present, else CPU.")
 @click.option("--seed", default=1234, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_main(data, out, layout, train_split, val_split, num_classes, input_size, batch_size, epochs, csr_start,
@@ -112,7 +105,7 @@ def train_main(data, out, layout, train_split, val_split, num_classes, input_siz
 
     config = TrainConfig(
         data=data, out=out, layout=layout, train_split=train_split, val_split=val_split, num_classes=num_classes,
-        input_size=_size(input_size), batch_size=batch_size, epochs=epochs, csr_start=csr_start,
+        input_size=input_size, batch_size=batch_size, epochs=epochs, csr_start=csr_start,
         cycle_epochs=cycle_epochs, lr=lr, momentum=momentum, weight_decay=weight_decay,
         loss_weights=LossWeights(*_floats(lambdas, 5, "--lambdas")),
         distill_weights=DistillWeights(*_floats(alphas, 3, "--alphas")),
@@ -144,7 +137,7 @@ def _open_network(model_path: Path, device: str, input_size: tuple[int, int] | N
         model, report = load_dml_csr(model_path, num_classes)
         torch_device = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         click.echo(report.summary(), err=True)
-        return torch_network(model.to(torch_device), torch_device), input_size or (473, 473)
+        return torch_network(model.to(torch_device), torch_device), input_size or INPUT_SIZE
     from dmlcsr.runtime.backends import open_backend
 
     backend = open_backend(model_path, device=device)
@@ -156,7 +149,7 @@ def _open_network(model_path: Path, device: str, input_size: tuple[int, int] | N
     size = input_size or (tuple(meta.preprocessing.input_size) if meta is not None else None)
     if size is None and all(isinstance(d, int) for d in static):
         size = tuple(static)
-    return backend_network(backend), size or (473, 473)
+    return backend_network(backend), size or INPUT_SIZE
 
 
 @click.command(epilog=EVAL_EXAMPLES, context_settings={"max_content_width": 100})
@@ -166,9 +159,9 @@ def _open_network(model_path: Path, device: str, input_size: tuple[int, int] | N
 @click.option("--layout", default="auto", show_default=True,
               type=click.Choice(["auto", "list", "celebamask-hq", "lapa", "helen"]))
 @click.option("--num-classes", type=int, help="Only for list layouts without label_names.txt.")
-@click.option("--input-size", help="Network input H,W (default: the artefact's own, else 473,473).")
+@input_size_option("Network input H,W (default: the artefact's own, else 473,473).", default=None)
 @click.option("--batch-size", default=4, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option("auto: CUDA when present, else CPU.")
 @click.option("--official-center-truncation", is_flag=True,
               help="Reproduce test.py's int32 crop centres (odd-sized images shift half a pixel).")
 @click.option("--workers", default=2, show_default=True)
@@ -182,7 +175,7 @@ def eval_main(model, data, split, layout, num_classes, input_size, batch_size, d
 
     try:
         index = open_index(data, split, layout, num_classes)
-        network, size = _open_network(Path(model), device, _size(input_size) if input_size else None,
+        network, size = _open_network(Path(model), device, input_size,
                                       index.label_set.num_classes)
         scores = evaluate(network, index, size, batch_size, workers, official_center_truncation, not quiet)
     except DmlcsrError as exc:

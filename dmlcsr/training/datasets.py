@@ -28,6 +28,7 @@ import numpy as np
 
 from dmlcsr.core.labels import CELEBAMASK_HQ, HELEN, LAPA, LabelSet, default_label_set
 from dmlcsr.errors import DmlcsrError
+from dmlcsr.runtime.images import read_image
 
 IGNORE_LABEL = 255
 LAYOUTS = ("list", "celebamask-hq", "lapa", "helen")
@@ -78,15 +79,6 @@ def label_set_from_names(names: list[str]) -> LabelSet:
     return LabelSet("custom", tuple(names), pairs)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """BGR uint8, as the official code reads it (cv2, no channel swap)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        reason = "is missing" if not path.exists() else "is not a readable image"
-        raise DmlcsrError(f"{path} {reason}; fix or remove its line from the split list")
-    return image
-
-
 def _read_gray(path: Path) -> np.ndarray:
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None:
@@ -132,7 +124,10 @@ def read_labels(record: Record, num_classes: int) -> np.ndarray:
 
 def read_sample(record: Record, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(BGR image, labels) of one record, at the labels' resolution."""
-    image = read_image(record.image)
+    try:
+        image = read_image(record.image)  # the runtime's reader: what training sees is what parsing sees
+    except DmlcsrError as exc:
+        raise DmlcsrError(f"{exc}; or remove its line from the split list") from None
     labels = read_labels(record, num_classes)
     if image.shape[:2] != labels.shape:
         if record.label_format != "parts":

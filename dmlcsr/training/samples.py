@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dmlcsr.core import geometry
+from dmlcsr.runtime.pipeline import crop_for
 from dmlcsr.training.augment import AugmentConfig, augment
 from dmlcsr.training.datasets import DatasetIndex, read_sample
 from dmlcsr.training.edges import edge_maps
@@ -67,7 +68,7 @@ class EvaluationSet(Dataset):
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, EvalSample]:
         image, labels = read_sample(self.index.records[i], self.index.label_set.num_classes)
-        crop = geometry.box_to_crop(geometry.whole_image_box(*labels.shape), self.input_size)
+        crop = crop_for(labels.shape, None, self.input_size)
         return geometry.warp_to_input(image, crop, self.input_size), EvalSample(i, crop, labels)
 
 

@@ -17,10 +17,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
-from dmlcsr.core.geometry import Crop, affine_matrix, box_to_crop, upsample_logits, whole_image_box
+from dmlcsr.core.geometry import (
+    Crop,
+    affine_matrix,
+    box_to_crop,
+    softmax,
+    upsample_logits,
+    warp_back,
+    whole_image_box,
+)
 from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.core.validation import Box, face_box, finite_number, finite_points, whole_number
 from dmlcsr.errors import DmlcsrError
@@ -132,27 +139,12 @@ def _input_region(crop: Crop, input_size: tuple[int, int], image_size: tuple[int
     return int(max(x0, 0)), int(max(y0, 0)), int(min(x1, image_size[1])), int(min(y1, image_size[0]))
 
 
-def _warp_into_region(values: np.ndarray, crop: Crop, input_size: tuple[int, int],
-                      region: tuple[int, int, int, int]) -> np.ndarray:
-    """Input-size map -> the photo's ``region`` with the official inverse affine, nearest.
-    Same pixels as dmlcsr.core.geometry.warp_labels_back, cut to the region: the affine's
-    translation is shifted by the region's corner instead of warping the whole photo."""
-    x0, y0, x1, y1 = region
-    matrix = affine_matrix(crop, input_size, inverse=True)
-    matrix[:, 2] -= (x0, y0)
-    return cv2.warpAffine(values, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
 def labels_and_foreground(logits: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """C x h x w logits -> (labels, 1 - p(background)) at the input size, as the official
     upsampling (bilinear, align_corners) then argmax / softmax."""
     scores = upsample_logits(logits[None], input_size)[0]
     labels = scores.argmax(axis=0).astype(np.uint8)
-    scores -= scores.max(axis=0, keepdims=True)
-    np.exp(scores, out=scores)
-    foreground = 1.0 - scores[0] / scores.sum(axis=0)
-    return labels, foreground.astype(np.float32)
+    return labels, (1.0 - softmax(scores)[0]).astype(np.float32)
 
 
 def parse_photo(parser: CropParser, image: ImageInput, faces: str | Path | FaceBoxes | Sequence = "auto",
@@ -196,8 +188,9 @@ def parse_photo(parser: CropParser, image: ImageInput, faces: str | Path | FaceB
         for (face, crop_box), crop, face_logits in zip(group, crops, logits, strict=True):
             face_labels, foreground = labels_and_foreground(face_logits, input_size)
             region = _input_region(crop, input_size, image_size)
-            region_labels = _warp_into_region(face_labels, crop, input_size, region)
-            composite_into(labels, best, region, region_labels, _warp_into_region(foreground, crop, input_size, region))
+            region_labels = warp_back(face_labels, crop, image_size, input_size, region)
+            foreground = warp_back(foreground, crop, image_size, input_size, region)
+            composite_into(labels, best, region, region_labels, foreground)
             results.append(FaceResult(face, crop_box, region, region_labels if keep_face_labels else None))
         timings["composite"] += time.perf_counter() - start
     return PhotoResult(labels, results, mode, skipped, timings)
