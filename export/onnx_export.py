@@ -19,6 +19,7 @@ import onnx
 import torch
 from torch import nn
 
+from dmlcsr.core import geometry
 from dmlcsr.core.labels import default_label_set
 from dmlcsr.core.metadata import METADATA_KEY, ModelMetadata, Preprocessing
 from dmlcsr.errors import DmlcsrError
@@ -27,7 +28,7 @@ from dmlcsr.runtime.output_files import atomic_target
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
-DEFAULT_INPUT_SIZE = 473
+DEFAULT_INPUT_SIZE = geometry.INPUT_SIZE[0]  # square exports: the side DML-CSR was trained at
 MIN_INPUT_SIZE = 64
 DEFAULT_OPSET = 18  # TensorRT 10 parses opsets 9-20; 18 is the oldest with every op here in its newest form
 PRECISIONS = ("fp32", "fp16", "int8-qdq")

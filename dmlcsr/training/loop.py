@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from dmlcsr.core import geometry
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.networks.dml_csr import DML_CSR
 from dmlcsr.training.augment import AugmentConfig
@@ -55,7 +56,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "test"
     num_classes: int | None = None
-    input_size: tuple[int, int] = (473, 473)
+    input_size: tuple[int, int] = geometry.INPUT_SIZE
     batch_size: int = 28
     epochs: int = 200
     csr_start: int = 150
