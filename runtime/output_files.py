@@ -75,6 +75,8 @@ def write_group(files: Sequence[tuple[Path, bytes | str]]) -> None:
     a failure leaves neither a partial file nor a mix of old and new outputs."""
     for path, _ in files:  # refused before anything is written: a rename that fails half-way cannot be undone
         check_name_length(path)
+        if path.is_dir():
+            raise DmlcsrError(f"cannot write {path}: a folder has that name; move it, or pass another --out")
     staged: list[tuple[Path, Path]] = []
     current = None
     try:
