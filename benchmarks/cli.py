@@ -1,9 +1,11 @@
-"""dmlcsr-bench: does the paper's 2.87x (EAGRNet 89 ms vs DML-CSR 31 ms) hold on this
-machine, and which backend should be deployed here?"""
+"""dmlcsr-bench: one harness for every timing the toolkit publishes. Its sections share the
+environment record, the table header and the result files (--out, default: the current
+folder); options without a section name run the latency section, as dmlcsr-bench always did."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,6 +15,51 @@ from dmlcsr.errors import DmlcsrError
 
 QUICK = Schedule(warmup=1, iterations=3)
 QUICK_PARTS = Schedule(warmup=1, iterations=3)
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+LATENCY_EXAMPLES = """\b
+Examples:
+  dmlcsr-bench --quick          # ~30 min on 2 CPU cores (exports, INT8 calibration, emulated bf16)
+  dmlcsr-bench --backends ort-cpu-fp32,ov-cpu-fp32,ov-cpu-int8 --quick   # which CPU engine to deploy
+  dmlcsr-bench --backends torch-cpu-fp32,ort-cpu-fp32 --batch-sizes 1,4
+  dmlcsr-bench --backends torch-cuda-fp16-graph,tensorrt-fp16 --min-seconds 20
+  dmlcsr-bench --list-backends
+"""
+OVERHEAD_EXAMPLES = """\b
+Examples:
+  dmlcsr-bench overhead --model demo-fp32.onnx        # the seven example photos, 3 frames each
+  dmlcsr-bench overhead --model m.onnx --images me.jpg --repeats 10 --out results/
+  dmlcsr-bench overhead                               # exports the demo model first (needs torch)
+"""
+PHOTO_EXAMPLES = """\b
+Examples:
+  dmlcsr-bench photo --model demo-fp32.onnx           # the shipped six-person t1.jpg
+  dmlcsr-bench photo --model m.onnx --photo team.jpg --threads 2 --tag threads2
+"""
+SECTIONS_EPILOG = """\b
+Examples:
+  dmlcsr-bench --quick                          # latency: DML-CSR vs EAGRNet, every backend here
+  dmlcsr-bench --backends ort-cpu-fp32,ov-cpu-fp32,ov-cpu-int8 --quick   # which CPU engine to deploy
+  dmlcsr-bench --list-backends
+  dmlcsr-bench overhead --model demo-fp32.onnx  # runtime import time, pre+post share of a frame
+  dmlcsr-bench photo --model demo-fp32.onnx     # detect / parse / composite on a photo of six
+  dmlcsr-bench photo --help                     # a section's own options and examples
+
+Each section writes OUT/<date>_<device>[_<section>][_quick][_<tag>].json (--out, default: the
+current folder; the latency section adds a PNG) and prints its table after the same header:
+device, CPU model and flags, load average at the start and at the end of the run.
+"""
+
+
+class DefaultSection(click.Group):
+    """A group whose bare options go to the latency section: ``dmlcsr-bench --quick`` is
+    ``dmlcsr-bench latency --quick``."""
+
+    default_section = "latency"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [self.default_section, *args]
+        return super().parse_args(ctx, args)
 
 
 def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -27,13 +74,59 @@ def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
-def list_targets() -> str:
-    from dmlcsr.benchmarks.targets import all_targets
+def output_options(command: Callable) -> Callable:
+    """--out and --tag, the same for every section."""
+    command = click.option("--tag", default="", help="Appended to the result file name, e.g. --tag threads1.")(command)
+    return click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                        help="Folder for the JSON result (and the latency PNG) [default: the current folder]."
+                        )(command)
 
-    return "\n".join(f"{t.name:24}{t.device:6}{t.description}" for t in all_targets())
+
+def runtime_options(command: Callable) -> Callable:
+    """The model, device and repeats of the sections that time dmlcsr.runtime."""
+    for option in reversed([
+        click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Exported DML-CSR (.onnx/.engine/.xml) [default: export the demo model at 473, needs "
+                          "torch]."),
+        click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Timed runs per photo (medians are reported)."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto, as dmlcsr-parse."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="CPU threads for the runtime [default: the backend's]."),
+    ]):
+        command = option(command)
+    return command
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def write_section(measure: Callable[[], dict], out: Path, plot: bool = False) -> None:
+    """Run one section, write its JSON (and PNG) under ``out`` and print its table; a
+    DmlcsrError is one line and exit status 2, with nothing written."""
+    from dmlcsr.benchmarks.report import write_json
+    from dmlcsr.benchmarks.tables import format_report
+
+    try:
+        report = measure()
+        written = [write_json(report, out)]
+        if plot:
+            from dmlcsr.benchmarks.plot import plot_report
+
+            written.append(plot_report(report, written[0].with_suffix(".png")))
+    except DmlcsrError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(format_report(report))
+    click.echo(f"\nwrote {' and '.join(str(path) for path in written)}")
+
+
+@click.group(cls=DefaultSection, context_settings=CONTEXT, epilog=SECTIONS_EPILOG)
+def main() -> None:
+    """Time DML-CSR as deployed: against EAGRNet on every backend (latency, the default:
+    options without a section name go there), the runtime's own overhead, and a whole
+    photo of several faces."""
+
+
+@main.command(context_settings=CONTEXT, epilog=LATENCY_EXAMPLES,
+              short_help="DML-CSR vs EAGRNet on every backend present (the default section).")
 @click.option("--quick", is_flag=True, help="Short run: 1 warm-up + 3 timed rounds, batch 1 only.")
 @click.option("--backends", default=None, metavar="A,B,...",
               help="Backends to time (default: all; see --list-backends). Missing ones are skipped with the reason.")
@@ -58,40 +151,31 @@ def list_targets() -> str:
 @click.option("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime [default: theirs].")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path(".dmlcsr-bench"), show_default=True,
               help="Where exported ONNX files and engines go (reused when the weights match).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("benchmarks/results"), show_default=True,
-              help="Folder for the JSON results and the PNG plot.")
-@click.option("--tag", default="", help="Appended to the result file names, e.g. --tag threads1.")
+@output_options
 @click.option("--cpu-summary/--no-cpu-summary", default=True, show_default=True,
               help="Compare every CPU engine timed: speed-up over ort-cpu-fp32 and label agreement with PyTorch "
                    "on the example photos (DML-CSR then runs the demo checkpoint unless --dmlcsr-ckpt is given).")
 @click.option("--list-backends", is_flag=True, help="List the backends and exit.")
-def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size: int, num_classes: int, warmup: int,
-         iterations: int, min_seconds: float, modules: bool, end_to_end: bool, photo: Path | None,
-         dmlcsr_ckpt: Path | None, eagrnet_ckpt: Path | None, threads: int | None, work_dir: Path, out: Path,
-         tag: str, cpu_summary: bool, list_backends: bool) -> None:
-    """Time deployed DML-CSR against the full EAGRNet on every backend present.
+def latency(quick: bool, backends: str | None, batch_sizes: str | None, input_size: int, num_classes: int,
+            warmup: int, iterations: int, min_seconds: float, modules: bool, end_to_end: bool, photo: Path | None,
+            dmlcsr_ckpt: Path | None, eagrnet_ckpt: Path | None, threads: int | None, work_dir: Path, out: Path,
+            tag: str, cpu_summary: bool, list_backends: bool) -> None:
+    """Time deployed DML-CSR against the full EAGRNet on every backend present (the default).
 
     Both networks run in the same process, interleaved call by call, at 1x3x473x473 by
     default; the table gives median/p90 latency, the EAGRNet/DML-CSR ratio beside the
     paper's 2.87, throughput per batch size, each network's parts timed alone, and the
     runtime's end-to-end latency. Results go to OUT/<date>_<device>.json with a PNG plot.
-
-    \b
-    Examples:
-      dmlcsr-bench --quick          # ~30 min on 2 CPU cores (exports, INT8 calibration, emulated bf16)
-      dmlcsr-bench --backends ort-cpu-fp32,ov-cpu-fp32,ov-cpu-int8 --quick   # which CPU engine to deploy
-      dmlcsr-bench --backends torch-cpu-fp32,ort-cpu-fp32 --batch-sizes 1,4
-      dmlcsr-bench --backends torch-cuda-fp16-graph,tensorrt-fp16 --min-seconds 20
-      dmlcsr-bench --list-backends
     """
     if list_backends:
-        click.echo(list_targets())
-        return
-    from dmlcsr.benchmarks.plot import plot_report
-    from dmlcsr.benchmarks.report import format_report, write_json
-    from dmlcsr.benchmarks.run import BenchSettings, run_bench
+        from dmlcsr.benchmarks.registry import listing
 
-    try:
+        click.echo(listing())
+        return
+
+    def measure() -> dict:
+        from dmlcsr.benchmarks.run import BenchSettings, run_bench
+
         if input_size < 64:
             raise DmlcsrError(f"--input-size {input_size} is too small for the stride-8 backbones; use 473 (the "
                               "paper's) or at least 64")
@@ -104,14 +188,48 @@ def main(quick: bool, backends: str | None, batch_sizes: str | None, input_size:
             modules=modules, end_to_end=end_to_end, photo=photo, dmlcsr_ckpt=dmlcsr_ckpt,
             eagrnet_ckpt=eagrnet_ckpt, work_dir=work_dir, threads=threads, quick=quick, tag=tag,
             cpu_summary=cpu_summary)
-        report = run_bench(settings, log=lambda message: click.echo(message, err=True))
-        path = write_json(report, out)
-        plot = plot_report(report, path.with_suffix(".png"))
-    except DmlcsrError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(format_report(report))
-    click.echo(f"\nwrote {path} and {plot}")
+        return run_bench(settings, log=lambda message: click.echo(message, err=True))
+
+    write_section(measure, out, plot=True)
+
+
+@main.command(context_settings=CONTEXT, epilog=OVERHEAD_EXAMPLES,
+              short_help="The runtime's import time and pre+post share of a frame, per photo.")
+@runtime_options
+@click.option("--images", "image_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Photos to time (repeatable) [default: the example faces shipped with dmlcsr].")
+@click.option("--import-runs", type=click.IntRange(min=1), default=9, show_default=True,
+              help="Fresh interpreters that time `import dmlcsr.runtime`.")
+@output_options
+def overhead(model: Path | None, repeats: int, device: str, threads: int | None, image_paths: tuple[Path, ...],
+             import_runs: int, out: Path, tag: str) -> None:
+    """The runtime's budgets: import time (<= 0.3 s), pre+post share of a frame (<= 5 %).
+
+    Each photo's frame is what FaceParser.parse does to an image in memory, timed stage by
+    stage with the functions it calls (pre: crop, warp, normalise; inference; post:
+    upsample, argmax, inverse warp); the staged labels must equal parse's.
+    """
+    from dmlcsr.benchmarks.overhead import OverheadSettings, run_overhead
+
+    settings = OverheadSettings(model=model, images=image_paths, repeats=repeats, import_runs=import_runs,
+                                device=device, threads=threads, tag=tag)
+    write_section(lambda: run_overhead(settings), out)
+
+
+@main.command(context_settings=CONTEXT, epilog=PHOTO_EXAMPLES,
+              short_help="Detect, parse and composite every face of one photo, per stage.")
+@runtime_options
+@click.option("--photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Photo to time [default: the shipped six-person t1.jpg].")
+@output_options
+def photo(model: Path | None, repeats: int, device: str, threads: int | None, photo: Path | None, out: Path,
+          tag: str) -> None:
+    """A whole photo, per stage: detect every face (CenterFace), parse them in one batch,
+    composite one label map (medians after one warm-up run)."""
+    from dmlcsr.benchmarks.photo import PhotoSettings, run_photo
+
+    settings = PhotoSettings(model=model, photo=photo, repeats=repeats, device=device, threads=threads, tag=tag)
+    write_section(lambda: run_photo(settings), out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from dmlcsr.benchmarks.exported_targets import RuntimeCpu
-from dmlcsr.benchmarks.models import DMLCSR, BenchModel
+from dmlcsr.benchmarks.models import BenchModel
+from dmlcsr.benchmarks.paper import DMLCSR
 from dmlcsr.benchmarks.targets import BenchContext, Target
 from dmlcsr.errors import DmlcsrWarning
 from dmlcsr.export.compare import THRESHOLDS, ParityAccumulator

@@ -1,5 +1,6 @@
-"""What a latency figure was measured on: CPU model and the instruction sets that decide
-bf16/INT8 speed, GPU and driver, library versions, and how loaded the machine was."""
+"""What a figure was measured on, recorded the same way by every section: date, CPU model
+and the instruction sets that decide bf16/INT8 speed, GPU and driver, library versions,
+and how loaded the machine was at the start and at the end (2 shared cores run slower)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import platform
 import shutil
 import subprocess
 
-from dmlcsr.core.cpu import cpu_info
+from dmlcsr.core.cpu import this_cpu
 
 LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "openvino", "nncf", "tensorrt", "numpy",
              "opencv-python-headless", "dmlcsr")
 
 
 def library_versions() -> dict[str, str]:
+    """Installed versions, read from package metadata (nothing imported)."""
     versions = {}
     for name in LIBRARIES:
         try:
@@ -53,16 +55,27 @@ def load_average() -> list[float] | None:
         return None
 
 
-def describe_environment() -> dict:
-    """Everything above plus the date, OS, Python and torch's thread count."""
-    import torch
-
-    return {
+def describe_environment(with_torch: bool = True) -> dict:
+    """Everything above plus the date, OS and Python. ``with_torch=False`` for the runtime
+    sections: they must run where torch is absent and must not load it beside the runtime
+    they time, so the GPU (named by the backend instead) and torch's threads are left out."""
+    environment = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(), "python": platform.python_version(),
-        "cpu": cpu_info(), "gpu": gpu_info(), "libraries": library_versions(),
-        "torch_threads": torch.get_num_threads(), "load_average_start": load_average(),
+        "platform": platform.platform(), "python": platform.python_version(), "cpu": dict(this_cpu()),
+        "libraries": library_versions(),
     }
+    if with_torch:
+        import torch
+
+        environment.update(gpu=gpu_info(), torch_threads=torch.get_num_threads())
+    environment["load_average_start"] = load_average()
+    return environment
+
+
+def finish_environment(environment: dict) -> dict:
+    """Stamp the load average at the end of the run (the start's is taken first)."""
+    environment["load_average_end"] = load_average()
+    return environment
 
 
 def device_label(environment: dict) -> str:

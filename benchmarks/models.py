@@ -9,14 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET
 from dmlcsr.networks import DML_CSR, EAGRNet
 from dmlcsr.size_report import count_flops, count_parameters
-
-DMLCSR, EAGRNET = "DML-CSR", "EAGRNet"
-MODEL_NAMES = (DMLCSR, EAGRNET)
-#: Zheng et al. (CVPR 2022), 473x473, one GPU: 31 ms vs 89 ms
-PAPER_MS = {DMLCSR: 31.0, EAGRNET: 89.0}
-PAPER_RATIO = round(PAPER_MS[EAGRNET] / PAPER_MS[DMLCSR], 2)
 
 
 class LogitsOnly(nn.Module):

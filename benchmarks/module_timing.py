@@ -14,7 +14,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from dmlcsr.benchmarks.harness import Schedule, cuda_event_clock, host_clock, measure
-from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, BenchModel
+from dmlcsr.benchmarks.models import BenchModel
+from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET
 
 BACKBONE = "backbone"
 #: (attribute, what it is, attribute of the part it belongs to or None if top-level)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dmlcsr.benchmarks.environment import device_label
-from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, PAPER_RATIO
+from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET, PAPER_RATIO
 
 COLORS = {DMLCSR: "#1f77b4", EAGRNET: "#d62728"}
 

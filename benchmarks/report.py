@@ -1,132 +1,64 @@
-"""A benchmark run as text tables and as a JSON file named after the date and device."""
+"""What every section's result shares, written once: the JSON frame (tool, section,
+environment, settings), the header lines that say what it ran on, and the file name
+(date, device, section, tag) under --out."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 from dmlcsr.benchmarks.environment import device_label
-from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
+from dmlcsr.core.cpu import describe_cpu
 from dmlcsr.runtime.output_files import write_atomic
+
+SCHEMA_VERSION = 1
+TOOL = "dmlcsr-bench"
+#: the sections of dmlcsr-bench; results written before sections existed are latency ones
+LATENCY, OVERHEAD, PHOTO = "latency", "overhead", "photo"
+
+
+def section_of(report: dict) -> str:
+    return report.get("section", LATENCY)
+
+
+def new_report(section: str, environment: dict, settings: object) -> dict:
+    """The frame every section's JSON starts with; ``settings`` is the section's dataclass."""
+    return {"schema_version": SCHEMA_VERSION, "tool": TOOL, "section": section, "environment": environment,
+            "settings": settings_dict(settings)}
+
+
+def settings_dict(settings: object) -> dict:
+    """A settings dataclass as JSON-ready values (paths as text)."""
+    def plain(value: object) -> object:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {key: plain(value) for key, value in asdict(settings).items()}
 
 
 def header(report: dict) -> list[str]:
-    env, settings = report["environment"], report["settings"]
-    size = settings["input_size"]
-    lines = [f"device: {device_label(env)}"
-             + (f", driver {env['gpu'].get('driver', '?')}" if env.get("gpu") else ""),
-             f"cpu: {env['cpu']['model']} (family {env['cpu'].get('family')}, model {env['cpu'].get('model_id')}), "
-             f"flags {' '.join(env['cpu']['flags']) or '-'}; "
-             f"load average {env.get('load_average_start')} -> {env.get('load_average_end')}",
-             f"input 1x3x{size}x{size}, {settings['num_classes']} classes, torch threads {env['torch_threads']}"]
-    for name, model in report["models"].items():
-        lines.append(f"{name:8} {model['params'] / 1e6:6.2f} M params, {model['gflops']:6.1f} GFLOP "
-                     f"(paper {model['paper_params_m']:.2f} M / {model['paper_gflops']:.2f} G), weights "
-                     f"{model['weights']}")
-    return lines
-
-
-def latency_table(report: dict) -> list[str]:
-    """Batch-1 medians (p90) per backend, the EAGRNet/DML-CSR ratio beside the paper's."""
-    lines = [f"{'backend':24}{'DML-CSR ms':>12}{'(p90)':>9}{'EAGRNet ms':>12}{'(p90)':>9}{'ratio':>8}"
-             f"{'paper':>7}  note"]
-    rows = {(r["backend"], r["model"]): r for r in report["results"] if r["batch"] == 1}
-    for ratio in (r for r in report["ratios"] if r["batch"] == 1):
-        dml, eagr = rows[(ratio["backend"], DMLCSR)], rows[(ratio["backend"], EAGRNET)]
-        lines.append(f"{ratio['backend']:24}{dml['latency']['median_ms']:12.1f}{dml['latency']['p90_ms']:9.1f}"
-                     f"{eagr['latency']['median_ms']:12.1f}{eagr['latency']['p90_ms']:9.1f}"
-                     f"{ratio['ratio']:8.2f}{PAPER_RATIO:7.2f}  {dml['note']}")
-    lines.append(f"{'paper (one GPU)':24}{PAPER_MS[DMLCSR]:12.1f}{'':9}{PAPER_MS[EAGRNET]:12.1f}{'':9}"
-                 f"{PAPER_RATIO:8.2f}")
-    return lines
-
-
-def throughput_table(report: dict) -> list[str]:
-    batches = sorted({r["batch"] for r in report["results"]})
-    lines = [f"{'backend':24}{'model':9}" + "".join(f"{f'b={b} img/s':>12}" for b in batches)]
-    cells = {(r["backend"], r["model"], r["batch"]): r["throughput_ips"] for r in report["results"]}
-    for backend, model in dict.fromkeys((r["backend"], r["model"]) for r in report["results"]):
-        values = [cells.get((backend, model, b)) for b in batches]
-        lines.append(f"{backend:24}{model:9}" + "".join(f"{v:12.2f}" if v else f"{'-':>12}" for v in values))
-    return lines
-
-
-def module_table(report: dict) -> list[str]:
-    lines = []
-    for backend, summary in report.get("modules", {}).items():
-        lines.append(f"parts on {backend} (each timed alone, batch 1):")
-        lines.append(f"  {'model':9}{'part':17}{'GFLOP':>8}{'median ms':>11}{'ms/GFLOP':>10}  what")
-        for part in summary["parts"]:
-            indent = "  " if part["part_of"] else ""
-            per = part["median_ms"] / part["gflops"] if part["gflops"] else float("nan")
-            lines.append(f"  {part['model']:9}{indent + part['part']:17}{part['gflops']:8.1f}{part['median_ms']:11.1f}"
-                         f"{per:10.2f}  {part['description']}")
-        for model, totals in summary["models"].items():
-            whole = totals["whole_ms"]
-            lines.append(f"  {model}: backbone + heads = {totals['backbone_ms']:.1f} + {totals['heads_ms']:.1f} = "
-                         f"{totals['sum_of_parts_ms']:.1f} ms" + (f" (whole forward {whole:.1f} ms)" if whole else ""))
-        if "heads_ratio" in summary:
-            lines.append(f"  heads only EAGRNet/DML-CSR = {summary['heads_ratio']:.2f}; "
-                         f"backbone + heads = {summary['sum_of_parts_ratio']:.2f}")
-    return lines
-
-
-def end_to_end_table(report: dict) -> list[str]:
-    e2e = report.get("end_to_end")
-    if not e2e:
-        return []
-    if "skipped" in e2e:
-        return [f"end to end: skipped ({e2e['skipped']})"]
-    width, height = e2e["photo_size"]
-    stages = ", ".join(f"{name} {s['median_ms']:.1f}" for name, s in e2e["stages"].items())
-    return [f"end to end, FaceParser on {e2e['photo']} ({width}x{height}) via {e2e['backend']}: {stages} ms (medians)"]
-
-
-def cpu_summary_table(report: dict) -> list[str]:
-    """Every CPU engine's DML-CSR latency, speed-up over ONNX Runtime FP32 and agreement."""
-    summary = report.get("cpu_summary")
-    if not summary or not summary["rows"]:
-        return []
-    lines = [f"CPU summary (DML-CSR, batch 1; agreement with PyTorch FP32 on {len(summary['photos'])} photos, "
-             f"weights {summary['model_weights']}):",
-             f"  {'backend':14}{'ms':>9}{'speed-up':>10}{'agree out':>11}{'agree 473':>11}  {'worst class':20}verify"]
-    for row in summary["rows"]:
-        speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
-        worst = f"{row['worst_class']} {row['worst_class_agreement']:.1%}"
-        lines.append(f"  {row['backend']:14}{row['median_ms']:9.1f}{speedup:>10}{row['agreement_output']:11.3%}"
-                     f"{row['agreement_labels']:11.3%}  {worst:20}{'pass' if row['passes_verify'] else 'FAIL'} "
-                     f"(>= {row['threshold']:.2%})")
-    folder = summary.get("folder")
-    if folder and folder["rows"]:
-        lines.append(f"  folder of {folder['images']} photos (--faces whole), images/s:")
-        for row in folder["rows"]:
-            mode = f"throughput mode, batch {row['batch']}" if row["throughput_mode"] else "one at a time"
-            speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
-            lines.append(f"    {row['backend']:14}{row['images_per_s']:7.2f}{speedup:>8}  {mode}  ({row['engine']})")
-    return lines
-
-
-def format_report(report: dict) -> str:
-    parts = [header(report), ["", "latency, batch 1:"], latency_table(report), ["", "throughput:"],
-             throughput_table(report)]
-    if report.get("cpu_summary"):
-        parts += [[""], cpu_summary_table(report)]
-    if report.get("modules"):
-        parts += [[""], module_table(report)]
-    parts += [end_to_end_table(report)]
-    if report["skipped"]:
-        parts += [["", "skipped:"], [f"  {s['backend']}: {s['reason']}" for s in report["skipped"]]]
-    return "\n".join(line for part in parts for line in part)
+    """Device, CPU (model, generation, the flags that decide INT8/bf16 speed) and load."""
+    env = report["environment"]
+    gpu = env.get("gpu")
+    return [f"device: {device_label(env)}" + (f", driver {gpu.get('driver', '?')}" if gpu else ""),
+            f"cpu: {describe_cpu(env['cpu'])}; "
+            f"load average {env.get('load_average_start')} -> {env.get('load_average_end')}"]
 
 
 def result_stem(report: dict) -> str:
-    """e.g. 2026-11-24_amd-epyc-2-cores_quick: date, device, the run's kind and its tag."""
-    settings = report["settings"]
-    label = slug(device_label(report["environment"]))
-    kind = "_quick" if settings["quick"] else ""
-    tag = f"_{slug(settings['tag'])}" if settings.get("tag") else ""
-    return f"{report['environment']['date'][:10]}_{label}{kind}{tag}"
+    """e.g. 2026-11-24_amd-epyc-2-cores_quick, 2026-12-05_amd-epyc-2-cores_photo: date,
+    device, the section (latency, the default, unnamed), the run's kind and its tag."""
+    settings, section = report["settings"], section_of(report)
+    parts = [report["environment"]["date"][:10], slug(device_label(report["environment"]))]
+    parts += [section] if section != LATENCY else []
+    parts += ["quick"] if settings.get("quick") else []
+    parts += [slug(settings["tag"])] if settings.get("tag") else []
+    return "_".join(parts)
 
 
 def slug(text: str) -> str:
@@ -134,6 +66,7 @@ def slug(text: str) -> str:
 
 
 def write_json(report: dict, out_dir: Path) -> Path:
+    """OUT_DIR/<result_stem>.json, written through a temporary name."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{result_stem(report)}.json"
     write_atomic(path, json.dumps(report, indent=2) + "\n")

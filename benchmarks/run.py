@@ -1,5 +1,6 @@
-"""One benchmark run: both networks on every selected target that can run here, then the
-per-part timings and the runtime's end-to-end latency; returns one JSON-ready dict."""
+"""The latency section (dmlcsr-bench's default): both networks on every selected target
+that can run here, then the CPU summary, the per-part timings and the runtime's
+end-to-end latency; returns one JSON-ready dict."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dmlcsr.benchmarks.environment import describe_environment, load_average
+from dmlcsr.benchmarks.environment import describe_environment, finish_environment
 from dmlcsr.benchmarks.exported_targets import RuntimeCpu
 from dmlcsr.benchmarks.harness import Schedule, measure_interleaved
-from dmlcsr.benchmarks.models import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO, BenchModel, load_models
-from dmlcsr.benchmarks.targets import BenchContext, Target, all_targets, example_batch
+from dmlcsr.benchmarks.models import BenchModel, load_models
+from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
+from dmlcsr.benchmarks.registry import select_targets
+from dmlcsr.benchmarks.report import LATENCY, new_report
+from dmlcsr.benchmarks.targets import BenchContext, Target, example_batch
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.size_report import PAPER_FIGURES
 
-SCHEMA_VERSION = 1
 DEFAULT_BATCHES = {"cpu": (1, 2), "cuda": (1, 8, 32)}
 
 
@@ -45,18 +48,6 @@ class BenchSettings:
 
     def batches_for(self, target: Target) -> tuple[int, ...]:
         return self.batch_sizes or DEFAULT_BATCHES[target.device]
-
-
-def select_targets(names: list[str] | None) -> list[Target]:
-    """The targets named (all when None), in table order; unknown names are an error."""
-    targets = all_targets()
-    if names is None:
-        return targets
-    known = {t.name for t in targets}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise DmlcsrError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
-    return [t for t in targets if t.name in names]
 
 
 def first_line(exc: BaseException) -> str:
@@ -123,8 +114,7 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = print) -> di
                     break
         target.release()
     report = {
-        "schema_version": SCHEMA_VERSION, "tool": "dmlcsr-bench", "environment": environment,
-        "settings": settings_dict(settings),
+        **new_report(LATENCY, environment, settings),
         "models": {m.name: {"params": m.params, "gflops": m.gflops, "weights": m.weights,
                             "paper_ms": PAPER_MS[m.name], "paper_params_m": PAPER_FIGURES[m.name][0],
                             "paper_gflops": PAPER_FIGURES[m.name][1]} for m in models},
@@ -138,7 +128,7 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = print) -> di
         report["modules"] = module_report(models, settings, results, environment)
     if settings.end_to_end:
         report["end_to_end"] = end_to_end_report(models[0], ctx, settings, log)
-    environment["load_average_end"] = load_average()
+    finish_environment(environment)
     return report
 
 
@@ -165,11 +155,11 @@ def module_report(models: list[BenchModel], settings: BenchSettings, results: li
 def end_to_end_report(model: BenchModel, ctx: BenchContext, settings: BenchSettings, log: Callable[[str], None]
                       ) -> dict | None:
     """FaceParser over DML-CSR's FP32 ONNX on a real photo (the best device present)."""
+    from dmlcsr.benchmarks.artefacts import fp32_onnx
     from dmlcsr.benchmarks.end_to_end import time_end_to_end
-    from dmlcsr.benchmarks.exported_targets import fp32_onnx
-    from dmlcsr.demo_model import example_face_paths
+    from dmlcsr.benchmarks.runtime_inputs import example_photo
 
-    photo = settings.photo or next(p for p in example_face_paths() if p.name == "astronaut.png")
+    photo = settings.photo or example_photo("astronaut.png")
     try:
         path = fp32_onnx(model, ctx)
         with tqdm(total=4 * (settings.schedule.warmup + settings.schedule.iterations), desc="end to end",
@@ -180,10 +170,3 @@ def end_to_end_report(model: BenchModel, ctx: BenchContext, settings: BenchSetti
         log(f"skipping the end-to-end latency: {first_line(exc)}")
         return {"skipped": first_line(exc)}
 
-
-def settings_dict(settings: BenchSettings) -> dict:
-    data = asdict(settings)
-    for key, value in data.items():
-        if isinstance(value, Path):
-            data[key] = str(value)
-    return data

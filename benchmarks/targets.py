@@ -1,12 +1,14 @@
 """A benchmark target: one way of running a network (library, device, precision).
 
 Each target says why it cannot run here (``skip_reason``) or prepares a model and a fixed
-input batch into one zero-argument call plus the clock that times it. The registry keeps
-the order the table shows them in.
+input batch into one zero-argument call plus the clock that times it. This module is the
+base both target families (torch_targets, exported_targets) build on; it imports neither,
+so the registry (registry.py) is the only module that knows them all.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,11 +53,11 @@ class Prepared:
 
 
 class Target(ABC):
-    """One row family of the table (e.g. "ort-cpu-int8")."""
+    """One row family of the table (e.g. "ort-cpu-int8"). Instances, not subclasses, tell
+    the rows of one family apart, so a row is one line of its family's list."""
 
-    name: str = ""
-    device: str = "cpu"
-    description: str = ""
+    def __init__(self, name: str, description: str, device: str = "cpu") -> None:
+        self.name, self.description, self.device = name, description, device
 
     @abstractmethod
     def skip_reason(self, ctx: BenchContext) -> str | None:
@@ -69,9 +71,19 @@ class Target(ABC):
         """Drop per-target copies of the models (GPU memory, converted layouts)."""
 
 
-def all_targets() -> list[Target]:
-    """Every target, in table order: PyTorch, then exported artefacts."""
-    from dmlcsr.benchmarks.exported_targets import EXPORTED_TARGETS
-    from dmlcsr.benchmarks.torch_targets import TORCH_TARGETS
+def no_gpu_reason() -> str | None:
+    """The skip reason of every CUDA target on a machine where torch sees no GPU."""
+    import torch
 
-    return [cls() for cls in (*TORCH_TARGETS, *EXPORTED_TARGETS)]
+    if torch.cuda.is_available():
+        return None
+    return f"no CUDA GPU visible to torch (this torch build: {torch.__version__})"
+
+
+def missing_module(name: str, hint: str) -> str | None:
+    """A skip reason when ``name`` cannot be imported."""
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        found = False
+    return None if found else f"{name} is not importable ({hint})"

@@ -11,21 +11,12 @@ from torch import nn
 
 from dmlcsr.benchmarks.harness import cuda_event_clock
 from dmlcsr.benchmarks.models import BenchModel
-from dmlcsr.benchmarks.targets import BenchContext, Prepared, Target
+from dmlcsr.benchmarks.targets import BenchContext, Prepared, Target, no_gpu_reason
 from dmlcsr.core.cpu import bf16_note
-
-NO_GPU = "no CUDA GPU visible to torch (this torch build: {build})"
-
-
-def no_gpu_reason() -> str | None:
-    if torch.cuda.is_available():
-        return None
-    return NO_GPU.format(build=torch.__version__)
 
 
 class TorchCpuFp32(Target):
-    name, device = "torch-cpu-fp32", "cpu"
-    description = "PyTorch eager, CPU, float32 (NCHW)"
+    """The reference: the network as built, eager, NCHW."""
 
     def skip_reason(self, ctx: BenchContext) -> str | None:
         return None
@@ -41,10 +32,10 @@ class TorchCpuFp32(Target):
 
 
 class TorchCpuBf16(Target):
-    name, device = "torch-cpu-bf16", "cpu"
-    description = "PyTorch eager, CPU, bfloat16 autocast, channels-last"
+    """bfloat16 autocast on a channels-last copy (fast only with native bf16: the note says)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, description: str) -> None:
+        super().__init__(name, description)
         self._converted: dict[str, nn.Module] = {}
 
     def skip_reason(self, ctx: BenchContext) -> str | None:
@@ -67,14 +58,13 @@ class TorchCpuBf16(Target):
 
 
 class TorchCuda(Target):
-    """A CUDA target; subclasses choose dtype, layout and whether to capture a graph."""
+    """A CUDA copy of the network in ``dtype``, optionally channels-last and replayed from a
+    captured CUDA graph, timed with CUDA events."""
 
-    device = "cuda"
-    dtype = torch.float32
-    channels_last = False
-    graphs = False
-
-    def __init__(self) -> None:
+    def __init__(self, name: str, description: str, dtype: torch.dtype = torch.float32,
+                 channels_last: bool = False, graphs: bool = False) -> None:
+        super().__init__(name, description, "cuda")
+        self.dtype, self.channels_last, self.graphs = dtype, channels_last, graphs
         self._converted: dict[str, nn.Module] = {}
 
     def skip_reason(self, ctx: BenchContext) -> str | None:
@@ -127,21 +117,14 @@ def capture_graph(network: nn.Module, x: torch.Tensor):
     return replay
 
 
-class TorchCudaFp32Eager(TorchCuda):
-    name = "torch-cuda-fp32"
-    description = "PyTorch eager, CUDA, float32 (NCHW): the plain research-code setting"
-
-
-class TorchCudaFp32Graph(TorchCuda):
-    name = "torch-cuda-fp32-graph"
-    description = "PyTorch, CUDA, float32, channels-last, CUDA graph"
-    channels_last, graphs = True, True
-
-
-class TorchCudaFp16Graph(TorchCuda):
-    name = "torch-cuda-fp16-graph"
-    description = "PyTorch, CUDA, float16, channels-last, CUDA graph"
-    dtype, channels_last, graphs = torch.float16, True, True
-
-
-TORCH_TARGETS = (TorchCpuFp32, TorchCpuBf16, TorchCudaFp32Eager, TorchCudaFp32Graph, TorchCudaFp16Graph)
+def torch_targets() -> list[Target]:
+    """The PyTorch rows in table order (fresh instances: targets keep converted copies)."""
+    return [
+        TorchCpuFp32("torch-cpu-fp32", "PyTorch eager, CPU, float32 (NCHW)"),
+        TorchCpuBf16("torch-cpu-bf16", "PyTorch eager, CPU, bfloat16 autocast, channels-last"),
+        TorchCuda("torch-cuda-fp32", "PyTorch eager, CUDA, float32 (NCHW): the plain research-code setting"),
+        TorchCuda("torch-cuda-fp32-graph", "PyTorch, CUDA, float32, channels-last, CUDA graph",
+                  channels_last=True, graphs=True),
+        TorchCuda("torch-cuda-fp16-graph", "PyTorch, CUDA, float16, channels-last, CUDA graph",
+                  dtype=torch.float16, channels_last=True, graphs=True),
+    ]
