@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dmlcsr.benchmarks.environment import device_label
 from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET, PAPER_RATIO
+from dmlcsr.runtime.output_files import atomic_target
 
 COLORS = {DMLCSR: "#1f77b4", EAGRNET: "#d62728"}
 
@@ -25,8 +26,8 @@ def plot_report(report: dict, path: Path) -> Path:
     fig.suptitle(f"dmlcsr-bench on {device_label(report['environment'])}, "
                  f"{report['settings']['input_size']}x{report['settings']['input_size']}", fontsize=11)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_target(path) as partial:
+        fig.savefig(partial, dpi=110)
     plt.close(fig)
     return path
 

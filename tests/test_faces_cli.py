@@ -124,17 +124,3 @@ def test_a_detector_that_is_not_centerface_is_refused(toy, tmp_path):
     result = CliRunner().invoke(main, [str(toy), str(FACES / "astronaut.png"), "--out", str(tmp_path),
                                        "--detector", str(toy)])
     assert result.exit_code == 2 and "is not a CenterFace model" in result.output, result.output
-
-
-def test_photo_benchmark_writes_its_stages(toy, tmp_path):
-    """python -m dmlcsr.benchmarks.photo_faces: per-stage medians that add up, as JSON."""
-    from dmlcsr.benchmarks.photo_faces import main as bench_main
-
-    out = tmp_path / "photo.json"
-    result = CliRunner().invoke(bench_main, ["--model", str(toy), "--repeats", "1", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(out.read_text())
-    assert summary["faces"] == 6 and summary["photo"] == "t1.jpg"
-    stages = summary["median_ms"]
-    assert stages["total"] == pytest.approx(stages["detect"] + stages["parse"] + stages["composite"], abs=0.2)
-    assert "parse per face" in result.output
