@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.sizes import DEMO_CALIBRATION_SIZE
 
 DATA = Path(__file__).resolve().parent / "data"
-DEMO_CALIBRATION_SIZE = 225  # small, to keep CI fast; the model runs at any size after
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from toy_onnx import toy_parsing_onnx
+from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime import FaceParser

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from toy_onnx import toy_parsing_onnx
+from support.toy_onnx import toy_parsing_onnx
 
 import dmlcsr.benchmarks
 from dmlcsr.benchmarks.cli import main

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import DEMO_CALIBRATION_SIZE as SIZE
+from support.sizes import DEMO_CALIBRATION_SIZE as SIZE
 
 from dmlcsr.demo_model import EXAMPLE_FACES
 from dmlcsr.export.cli import export_main

@@ -8,7 +8,7 @@ and 99.0 % of the upsampled labels (measured), right at verify's 99 %; the bound
 from __future__ import annotations
 
 import pytest
-from conftest import DEMO_CALIBRATION_SIZE as SIZE
+from support.sizes import DEMO_CALIBRATION_SIZE as SIZE
 
 from dmlcsr.checkpoint import file_sha256
 from dmlcsr.demo_model import EXAMPLE_FACES

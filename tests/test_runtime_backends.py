@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_onnx import toy_parsing_onnx
+from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from toy_onnx import toy_parsing_onnx
+from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.runtime import FaceParser
 from dmlcsr.runtime.cli import main

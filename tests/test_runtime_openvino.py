@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_onnx import toy_parsing_onnx
+from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core.cpu import this_cpu
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning

@@ -4,7 +4,7 @@ The parity tests run the exported demo DML-CSR (fixture ``demo_onnx``, 473x473) 
 ONNX Runtime and compare with the same model in torch followed by the reference
 post-processing done in torch (bilinear align_corners=True, argmax) and the inverse
 affine with cv2 nearest. The mechanics tests use a one-convolution ONNX model shaped like
-DML-CSR (tests/toy_onnx.py) so they cost milliseconds.
+DML-CSR (tests/support/toy_onnx.py) so they cost milliseconds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from toy_onnx import toy_parsing_onnx
+from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core import geometry
 from dmlcsr.core.metadata import ModelMetadata, Preprocessing

@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from training_support import SYNTHETIC_NAMES, write_synthetic_faces
+from support.training import SYNTHETIC_NAMES, write_synthetic_faces
 
 from dmlcsr.core import geometry
 from dmlcsr.core.labels import CELEBAMASK_HQ, HELEN, LAPA

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from support.training import TinyParser, write_synthetic_faces
 from torch import nn
-from training_support import TinyParser, write_synthetic_faces
 
 from dmlcsr.networks.abn import InPlaceABN
 from dmlcsr.training.loop import TrainConfig, train

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from training_support import TinyParser, write_synthetic_faces
+from support.training import TinyParser, write_synthetic_faces
 
 from dmlcsr.checkpoint import load_dml_csr
 from dmlcsr.networks.dml_csr import DML_CSR

@@ -1,0 +1,1 @@
+"""Helpers the tests share: small models and data they build for themselves."""
