@@ -14,8 +14,8 @@ from dmlcsr.benchmarks.harness import Schedule, measure
 def time_end_to_end(model_path: Path, photo: Path, schedule: Schedule, device: str = "auto",
                     threads: int | None = None, on_sample: Callable[[], None] | None = None) -> dict:
     """Median/p90 of FaceParser.parse(image) and of its three stages, for one model file."""
+    from dmlcsr.core.pipeline import labels_at_image, preprocess
     from dmlcsr.runtime import FaceParser, load_image
-    from dmlcsr.runtime.pipeline import labels_at_image, preprocess
 
     parser = FaceParser(model_path, device=device, threads=threads)
     image = load_image(photo)

@@ -50,8 +50,8 @@ def import_seconds(runs: int) -> list[float]:
 def time_stages(parser, image: np.ndarray, repeats: int) -> dict[str, list[float]]:
     """Seconds per stage of parse(image), each repeat running the whole frame once; one plain
     parse(image) first, timed as a whole, whose labels the staged frames must reproduce."""
+    from dmlcsr.core.pipeline import crop_for, labels_at_image, preprocess
     from dmlcsr.runtime.images import load_image
-    from dmlcsr.runtime.pipeline import crop_for, labels_at_image, preprocess
 
     stages: dict[str, list[float]] = {"pre": [], "inference": [], "post": [], "frame": [], "parse": []}
     meta = parser.metadata

@@ -25,19 +25,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmlcsr.core import geometry
+from dmlcsr.core.pipeline import crop_for, preprocess
 from dmlcsr.networks.abn import InPlaceABN
 from dmlcsr.networks.bottleneck import Bottleneck
 from dmlcsr.networks.dml_csr import DML_CSR
+from dmlcsr.runtime.images import IMAGE_SUFFIXES, read_image
 
 EXAMPLE_FACES = Path(__file__).resolve().parent / "data" / "faces"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 RESIDUAL_SCALE = 0.01
 REGION_SIGMA = 2 / 57  # of the logit map's width: 2 px at 225 x 225 input
 FIT_STEPS = 300
@@ -50,13 +49,12 @@ def example_face_paths() -> list[Path]:
 
 
 def preprocess_whole_images(paths: Sequence[Path], input_size: tuple[int, int]) -> torch.Tensor:
-    """Official whole-image preprocessing of a list of files, as one batch."""
-    crops = []
+    """Official whole-image preprocessing of a list of files, as one batch (the runtime's own steps)."""
+    batches = []
     for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        crop = geometry.box_to_crop(geometry.whole_image_box(*image.shape[:2]), input_size)
-        crops.append(geometry.warp_to_input(image, crop, input_size))
-    return torch.from_numpy(geometry.normalize(np.stack(crops)))
+        image = read_image(path)
+        batches.append(preprocess(image, [crop_for(image.shape[:2], None, input_size)], input_size))
+    return torch.from_numpy(np.concatenate(batches))
 
 
 def _recalibrate_norms(model: nn.Module, images: torch.Tensor) -> None:

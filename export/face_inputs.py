@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 import dmlcsr
+from dmlcsr.core.pipeline import crop_for, preprocess
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.images import IMAGE_SUFFIXES, read_image
-from dmlcsr.runtime.pipeline import crop_for, preprocess
 
 
 def default_image_dir() -> Path:

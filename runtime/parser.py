@@ -19,11 +19,11 @@ from dmlcsr.core import geometry
 from dmlcsr.core.cpu import this_cpu
 from dmlcsr.core.geometry import Crop
 from dmlcsr.core.metadata import ModelMetadata
+from dmlcsr.core.pipeline import crop_for, labels_at_image, preprocess, probabilities_at_image
 from dmlcsr.core.validation import whole_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.backends import Backend, open_backend
 from dmlcsr.runtime.images import MAX_PIXELS, MIN_SIDE, ImageInput, load_image
-from dmlcsr.runtime.pipeline import crop_for, labels_at_image, preprocess, probabilities_at_image
 
 OUTPUTS = ("labels", "probabilities", "logits")
 #: images per backend call in parse_batch unless the caller or the model says otherwise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-RUNTIME_MODULES = ("dmlcsr.runtime", "dmlcsr.runtime.cli", "dmlcsr.runtime.visualize", "dmlcsr.runtime.pipeline",
+RUNTIME_MODULES = ("dmlcsr.runtime", "dmlcsr.runtime.cli", "dmlcsr.runtime.visualize", "dmlcsr.core.pipeline",
                    "dmlcsr.runtime.backends.onnxruntime_backend", "dmlcsr.runtime.backends.tensorrt_backend")
 
 

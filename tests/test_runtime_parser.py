@@ -19,10 +19,10 @@ from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core import geometry
 from dmlcsr.core.metadata import ModelMetadata, Preprocessing
+from dmlcsr.core.pipeline import labels_at_image
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime import FaceParser
 from dmlcsr.runtime import parser as parser_module
-from dmlcsr.runtime.pipeline import labels_at_image
 
 pytest.importorskip("onnx")
 

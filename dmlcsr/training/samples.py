@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dmlcsr.core import geometry
-from dmlcsr.runtime.pipeline import crop_for
+from dmlcsr.core.pipeline import crop_for
 from dmlcsr.training.augment import AugmentConfig, augment
 from dmlcsr.training.datasets import DatasetIndex, read_sample
 from dmlcsr.training.edges import edge_maps

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dmlcsr.core import geometry
-from dmlcsr.runtime.pipeline import (
+from dmlcsr.core.pipeline import (
     crop_for,
     labels_at_image,
     nearest_source_index,
