@@ -5,6 +5,7 @@ missing checkpoint or an empty calibration folder fails in a second, not after t
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import dmlcsr
+from dmlcsr.cache import CachedFile, cached_file, place
 from dmlcsr.checkpoint import load_dml_csr
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.onnx_export import (
@@ -24,9 +27,25 @@ from dmlcsr.export.onnx_export import (
 )
 from dmlcsr.export.quantize import DEFAULT_PERCENTILE, load_calibration_inputs
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile, import_tensorrt
-from dmlcsr.runtime.output_files import atomic_target
 
 ONNX_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-qdq"}
+#: the logger torch.onnx.export's op registry warns through
+EXPORTER_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+class _TorchvisionNotices(logging.Filter):
+    """Drops the exporter's "torchvision is not installed. Skipping torchvision::nms" lines
+    (one per torchvision op, every export): DML-CSR uses no torchvision op."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+
+def quiet_exporter_notices() -> None:
+    """Silence the torchvision notices at the exporter's registry logger, and nothing else."""
+    logger = logging.getLogger(EXPORTER_REGISTRY_LOGGER)
+    if not any(isinstance(f, _TorchvisionNotices) for f in logger.filters):
+        logger.addFilter(_TorchvisionNotices())
 
 
 @dataclass
@@ -99,22 +118,39 @@ def _check_options(options: ExportOptions) -> None:
             import_nncf()
 
 
+def demo_checkpoint_cached(num_classes: int, input_size: int, progress: bool = False,
+                           use_cache: bool = True) -> CachedFile:
+    """The built-in demo model's checkpoint in the user cache (dmlcsr.cache), built there
+    when missing. Its name holds what changes its weights: toolkit version, class count,
+    input size and the recipe's fingerprint (demo_model.py, the network code, the photos,
+    the torch version)."""
+    from dmlcsr.demo_model import make_demo_model, recipe_fingerprint
+
+    def build(partial: Path) -> None:
+        model = make_demo_model(num_classes, seed=0, input_size=input_size, progress=progress)
+        torch.save(model.state_dict(), partial)
+
+    name = f"demo-dmlcsr-{dmlcsr.__version__}-{num_classes}c-{input_size}px-{recipe_fingerprint()}.pth"
+    return cached_file(name, build, enabled=use_cache)
+
+
 def make_demo_checkpoint(out: Path, input_size: int, log: Callable[[str], None], num_classes: int = 19) -> Path:
     """Save the built-in demo model (seeded, fitted to the example photos; its labels mean
-    nothing) as a checkpoint, so every artefact traces back to a real file and its sha256."""
-    from dmlcsr.demo_model import make_demo_model
-
+    nothing) as a checkpoint, so every artefact traces back to a real file and its sha256.
+    A checkpoint already in ``out`` is kept; else it comes from the user cache, built there
+    the first time on this machine."""
     path = out / f"demo-dmlcsr-{num_classes}-{input_size}.pth"
     if not path.is_file():
-        log("building the demo model (seeded DML-CSR fitted to the example photos; labels mean nothing)")
-        with atomic_target(path) as partial:  # an interrupted build must not leave a checkpoint that loads
-            torch.save(make_demo_model(num_classes, seed=0, input_size=input_size).state_dict(), partial)
+        log("demo model: seeded DML-CSR fitted to the example photos (labels mean nothing), from the user cache "
+            "or built into it (minutes, once per machine)")
+        place(demo_checkpoint_cached(num_classes, input_size).path, path)
     return path
 
 
 def export_checkpoint(options: ExportOptions, log: Callable[[str], None] = print) -> list[Artefact]:
     """Run the export described by ``options``; returns what was written, in order."""
     _check_options(options)
+    quiet_exporter_notices()
     out = check_writable_dir(options.out)
     written: list[Artefact] = []
     start = time.perf_counter()
