@@ -28,7 +28,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! command -v dmlcsr-demo >/
     echo "== installing dmlcsr[export,test] and CPU PyTorch into .venv"
     start=$SECONDS
     ticking python -m pip install -q --upgrade pip
-    ticking python -m pip install -q "$TORCH_PIN" -e ".[export,test]"
+    # setuptools prints a notice on every editable install of this layout (a meta path
+    # finder maps export/ and runtime/ into the package); it warns of nothing
+    PYTHONWARNINGS="ignore:Editable installation" ticking python -m pip install -q "$TORCH_PIN" -e ".[export,test]"
     echo "$wanted" > "$stamp"
     echo "   installed ($((SECONDS - start)) s)"
 else
