@@ -49,4 +49,8 @@ def test_int8_qdq_arithmetic_tracks_fp32_on_the_real_faces(reports):
 def test_int8_cpu_kernels_are_reported_beside_the_qdq_math(reports):
     kernels, math = reports["int8 kernels"], reports["int8"]
     assert "unfused QDQ arithmetic" in math.artefact and "unfused" not in kernels.artefact
-    assert 0 <= kernels.agreement_labels <= 1
+    assert kernels.informational and not math.informational  # the kernels never fail a run
+    assert kernels.images == math.images == 7
+    # ONNX Runtime's fused int8 kernels round differently from the QDQ arithmetic, but on the
+    # same quantized model: they agree with PyTorch on most pixels (99.2 % measured)
+    assert kernels.agreement_labels >= 0.95, format_report(kernels)
