@@ -19,12 +19,12 @@ from dmlcsr.cli_options import device_option, threads_option
 from dmlcsr.core.validation import box_values, finite_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.backends import ENGINES
+from dmlcsr.runtime.distributed import RayOptions, actor_spec, run_on_ray
 from dmlcsr.runtime.faces.box_file import read_boxes
-from dmlcsr.runtime.faces.detector import CenterFace
 from dmlcsr.runtime.faces.framing import Margin
 from dmlcsr.runtime.faces.photo import FACES_PER_BATCH, MIN_FACE
-from dmlcsr.runtime.jobs import collect_jobs, refuse_overwriting_inputs
-from dmlcsr.runtime.labellers import EveryFace, OneFace
+from dmlcsr.runtime.jobs import Job, collect_jobs, refuse_overwriting_inputs
+from dmlcsr.runtime.labellers import FaceMode
 from dmlcsr.runtime.parse_files import parse_jobs
 from dmlcsr.runtime.parser import FaceParser
 
@@ -37,6 +37,8 @@ Examples:
   dmlcsr-parse dmlcsr-int8.xml photos/ --faces whole --batch 4   (OpenVINO INT8 IR: the fast CPU path)
   dmlcsr-parse dmlcsr.engine clip.mp4 --out parsed --overlay --device cuda
   dmlcsr-parse dmlcsr.onnx group.jpg --face-box 410,120,160,200 --out parsed
+  dmlcsr-parse dmlcsr.onnx photos/ --out parsed --ray                (Ray actors, local instance; docs/ray.md)
+  dmlcsr-parse dmlcsr.onnx /shared/photos --out /shared/parsed --ray HEAD:6379 --gpus-per-actor 1
 
 \b
 Writes, under --out:
@@ -45,6 +47,7 @@ Writes, under --out:
   NAME_overlay.jpg    with --overlay: colours blended over the photo, legend
   VIDEO/000000.png    one label PNG per frame; VIDEO_overlay.mp4 with --overlay
   labels.json         class names and overlay colours (BGR) for the PNG values
+  manifest.jsonl      with --ray: one line per image (status, faces, error); reruns resume from it
 """
 
 
@@ -82,21 +85,41 @@ def refuse_conflicts(ctx: click.Context, faces: str, face_box: str | None) -> No
                               f"{' or '.join('FILE.json' if m == 'json' else m for m in modes)}")
 
 
-def make_labeller(parser: FaceParser, faces: str, face_box: tuple[float, float, float, float] | None,
-                  batch: int | None,
-                  detector: Path | None, margin: str, min_face: float, device: str,
-                  threads: int | None) -> OneFace | EveryFace:
-    """--faces whole / --face-box: one face per image; auto (the detector, opened once) or FILE.json (read once)."""
+def face_mode(faces: str, face_box: tuple[float, float, float, float] | None, batch: int | None,
+              detector: Path | None, margin: str, min_face: float) -> FaceMode:
+    """--faces whole / --face-box: one face per image; auto (the detector) or FILE.json (read here, once)."""
     if face_box is not None or faces == "whole":
-        return OneFace(parser, face_box, batch or 1)
+        return FaceMode("whole", face_box, batch)
     frame = Margin.parse(margin)
     min_face = finite_number(min_face, "--min-face", 0.0)
     if faces == "auto":
-        return EveryFace(parser, "auto", CenterFace.open(detector, device=device, threads=threads), frame, min_face,
-                         batch or FACES_PER_BATCH)
+        return FaceMode("auto", None, batch, detector, frame, min_face)
     if not faces.lower().endswith(".json"):
         raise DmlcsrError(f"--faces {faces!r} is not auto, whole or a .json file of boxes [[x, y, w, h], ...]")
-    return EveryFace(parser, read_boxes(faces), None, frame, min_face, batch or FACES_PER_BATCH)
+    return FaceMode(read_boxes(faces), None, batch, None, frame, min_face)
+
+
+#: options that only mean something with --ray
+RAY_OPTIONS = ("actors", "cpus_per_actor", "gpus_per_actor", "retry_failed")
+
+
+def refuse_ray_conflicts(ctx: click.Context, ray: str | None) -> None:
+    """--actors and the like without --ray would be ignored: refused, as other such options are."""
+    for name in RAY_OPTIONS:
+        if ray is None and ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
+            raise DmlcsrError(f"--{name.replace('_', '-')} applies to a Ray run; add --ray (auto, local or the "
+                              "cluster's ADDRESS)")
+
+
+def read_list(path: Path | None) -> list[Path]:
+    """--list FILE: input paths one a line; blank lines and # comments skipped."""
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DmlcsrError(f"cannot read the --list file {path} ({getattr(exc, 'strerror', None) or exc})") from None
+    return [Path(line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16: bool, many: bool) -> FaceParser:
@@ -113,7 +136,7 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "-o", "out", type=click.Path(), default="parsed", show_default=True,
               help="Folder for the label PNGs, overlays and labels.json.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays (a video for video inputs).")
@@ -137,9 +160,23 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
               help="Engine to run MODEL on; auto: by suffix (.onnx ONNX Runtime, .xml OpenVINO, .engine TensorRT).")
 @click.option("--bf16", is_flag=True,
               help="Compute an FP32 OpenVINO model in bf16 (CPUs with AMX or AVX512-BF16; verify it first).")
+@click.option("--list", "list_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also parse the paths in FILE, one a line (blank lines and # comments skipped).")
+@click.option("--ray", "ray", is_flag=False, flag_value="auto", default=None, metavar="[auto|local|ADDRESS]",
+              help="Parse images on Ray actors (pip install \"dmlcsr[ray]\"): auto joins a running cluster or starts "
+                   "a local one, local always starts one, ADDRESS joins that cluster. Resumable; see docs/ray.md.")
+@click.option("--actors", type=click.IntRange(min=1), default=None,
+              help="With --ray: actors, each holding one model [default: the cluster's CPUs (GPUs) / per actor].")
+@click.option("--cpus-per-actor", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True,
+              help="With --ray: CPUs each actor reserves (and, without --threads, its engine threads).")
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="With --ray: GPUs each actor reserves (0.5 puts two actors on a GPU).")
+@click.option("--retry-failed", is_flag=True,
+              help="With --ray: try again the images an earlier run recorded as failed.")
 def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, batch: int | None, face_box: str | None,
          faces: str, detector: Path | None, margin: str, min_face: float, device: str, threads: int | None,
-         engine: str, bf16: bool) -> None:
+         engine: str, bf16: bool, list_file: Path | None, ray: str | None, actors: int | None, cpus_per_actor: float,
+         gpus_per_actor: float, retry_failed: bool) -> None:
     """Parse faces in images, folders and videos with an exported DML-CSR MODEL (.onnx, OpenVINO
     .xml, TensorRT .engine).
 
@@ -151,6 +188,10 @@ def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, 
     ctx = click.get_current_context()
     try:
         refuse_conflicts(ctx, faces, face_box)
+        refuse_ray_conflicts(ctx, ray)
+        inputs = (*inputs, *read_list(list_file))
+        if not inputs:
+            raise DmlcsrError("no inputs; pass image files, folders or videos (or --list FILE)")
         if not out.strip():  # an unset shell variable; Path('') would be the current folder
             raise DmlcsrError("--out is empty; pass the folder for the outputs, e.g. --out parsed")
         out = Path(out)
@@ -160,9 +201,13 @@ def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, 
         refuse_overwriting_inputs(listed.jobs, out, read_too)
         for note in listed.notes:
             click.echo(f"note: {note}", err=True)
+        if ray is not None:
+            sys.exit(run_ray(listed.jobs, out, face_mode(faces, box, batch, detector, margin, min_face), overlay,
+                             model, device, threads, engine, bf16,
+                             RayOptions(ray, actors, cpus_per_actor, gpus_per_actor, retry_failed)))
         parser = open_parser(model, device, threads, engine, bf16,
                              many=len(listed.jobs) > 1 or any(job.is_video for job in listed.jobs))
-        labeller = make_labeller(parser, faces, box, batch, detector, margin, min_face, device, threads)
+        labeller = face_mode(faces, box, batch, detector, margin, min_face).labeller(parser, device, threads)
         summary = parse_jobs(labeller, listed.jobs, out, overlay)
     except DmlcsrError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -172,3 +217,12 @@ def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, 
                + (f"; {skipped} skipped" if skipped else "") + (f" ({labeller.summary})" if labeller.summary else ""))
     if skipped:
         sys.exit(1)
+
+
+def run_ray(jobs: list[Job], out: Path, mode: FaceMode, overlay: bool, model: Path, device: str, threads: int | None,
+            engine: str, bf16: bool, options: RayOptions) -> int:
+    """--ray: the run (distributed.py), its summary, and the exit status (1 if any image has no outputs)."""
+    summary = run_on_ray(jobs, out, actor_spec(model, mode, overlay, device, threads, engine, bf16, options), options)
+    for line in summary.lines(out):
+        click.echo(line)
+    return 1 if summary.failed or summary.failed_before else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -98,3 +99,28 @@ class EveryFace:
     def summary(self) -> str:
         missing = self.counts["without_faces"]
         return f"{self.counts['faces']} faces found" + (f", none in {missing} images or frames" if missing else "")
+
+
+@dataclass(frozen=True)
+class FaceMode:
+    """How the faces of every image are found, settled (options checked, a faces JSON read)
+    where the command runs; ``labeller`` then builds the labeller wherever a parser is. It
+    pickles, so Ray actors label exactly as the command line asked."""
+
+    faces: str | FaceBoxes = "auto"  # "whole", "auto" (the detector) or the boxes of a faces JSON
+    face_box: tuple[float, float, float, float] | None = None
+    batch: int | None = None
+    detector: Path | None = None
+    margin: Margin = DEFAULT_MARGIN
+    min_face: float = MIN_FACE
+
+    @property
+    def writes_faces(self) -> bool:
+        return self.face_box is None and self.faces != "whole"
+
+    def labeller(self, parser: FaceParser, device: str = "auto", threads: int | None = None) -> OneFace | EveryFace:
+        """--faces whole / --face-box: one face per image; auto: the detector, opened here; boxes: as read."""
+        if not self.writes_faces:
+            return OneFace(parser, self.face_box, self.batch or 1)
+        detector = CenterFace.open(self.detector, device=device, threads=threads) if self.faces == "auto" else None
+        return EveryFace(parser, self.faces, detector, self.margin, self.min_face, self.batch or FACES_PER_BATCH)

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -24,29 +23,17 @@ from tqdm import tqdm
 from dmlcsr.core.labels import palette
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.faces.box_file import dumps_boxes
-from dmlcsr.runtime.images import load_image, open_video, open_video_writer
+from dmlcsr.runtime.image_outputs import Labeller, label_group, label_or_skip
+from dmlcsr.runtime.images import open_video, open_video_writer
 from dmlcsr.runtime.jobs import LABEL_LEGEND, Job
-from dmlcsr.runtime.labellers import Labelled
 from dmlcsr.runtime.output_files import atomic_target, write_atomic, write_group
 from dmlcsr.runtime.parser import FaceParser
-from dmlcsr.runtime.skips import UNFORESEEN, Skips
+from dmlcsr.runtime.skips import Skips
 from dmlcsr.runtime.visualize import encode_image
 
 #: a video that yields fewer frames than it declares, by more than this share, is reported
 #: as damaged (containers estimate their frame count, so a frame or two may go missing)
 MISSING_FRAMES_TOLERANCE = 0.01
-
-
-class Labeller(Protocol):
-    """labellers.OneFace or labellers.EveryFace."""
-
-    parser: FaceParser
-    images_per_call: int
-    writes_faces: bool  # NAME_faces.json per image / video
-
-    def label(self, images: list[np.ndarray], names: list[str]) -> list[Labelled]: ...
-
-    def overlay(self, image: np.ndarray, labelled: Labelled, legend: bool | list[int] = True) -> np.ndarray: ...
 
 
 @dataclass
@@ -77,43 +64,14 @@ def parse_jobs(labeller: Labeller, jobs: list[Job], out: Path, with_overlay: boo
 
 def _run_image_group(labeller: Labeller, group: list[Job], out: Path, with_overlay: bool, skips: Skips) -> int:
     """Decode, label and write one group of image jobs; returns how many were written."""
-    ready: list[tuple[Job, np.ndarray]] = []
-    for job in group:
-        with skips.guard(job.source):
-            ready.append((job, load_image(job.source, labeller.parser.max_pixels)))
-    labels = _label_or_skip(labeller, [image for _, image in ready], [job.source.name for job, _ in ready],
-                            [job.source for job, _ in ready], skips)
     written = 0
-    for (job, image), labelled in zip(ready, labels, strict=True):
-        if labelled is None:
-            continue
-        if labelled.note:
-            tqdm.write(f"{job.source}: {labelled.note}")
-        with skips.guard(job.source):
-            files = [(out / job.label_png, encode_image(job.label_png, labelled.labels))]
-            if labeller.writes_faces:
-                files.append((out / job.faces_json, dumps_boxes(labelled.faces_record(job.source.name))))
-            if with_overlay:
-                files.append((out / job.overlay, encode_image(job.overlay, labeller.overlay(image, labelled))))
-            write_group(files)
+    for outputs in label_group(labeller, group, with_overlay, skips):
+        if outputs.note:
+            tqdm.write(f"{outputs.job.source}: {outputs.note}")
+        with skips.guard(outputs.job.source):
+            write_group(outputs.files(out))
             written += 1
     return written
-
-
-def _label_or_skip(labeller: Labeller, images: list[np.ndarray], names: list[str], sources: list[object],
-                   skips: Skips) -> list[Labelled | None]:
-    """Labels for every image (None where it failed); when a group's call fails, each image
-    is tried on its own, so only the one at fault is skipped."""
-    if not images:
-        return []
-    try:
-        return list(labeller.label(images, names))
-    except (DmlcsrError, *UNFORESEEN) as exc:
-        if len(images) == 1:
-            skips.add_error(sources[0], exc)
-            return [None]
-    return [labelled for image, name, source in zip(images, names, sources, strict=True)
-            for labelled in _label_or_skip(labeller, [image], [name], [source], skips)]
 
 
 def _frames(capture: cv2.VideoCapture, count: int) -> Iterator[list[np.ndarray]]:
@@ -144,8 +102,8 @@ def _run_video(labeller: Labeller, job: Job, out: Path, with_overlay: bool, skip
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc=job.source.name))
         for frames in _frames(capture, labeller.images_per_call):
             numbers = range(index, index + len(frames))
-            labels = _label_or_skip(labeller, frames, [job.source.name] * len(frames),
-                                    [f"frame {n}" for n in numbers], frame_skips)
+            labels = label_or_skip(labeller, frames, [job.source.name] * len(frames),
+                                   [f"frame {n}" for n in numbers], frame_skips)
             for number, frame, labelled in zip(numbers, frames, labels, strict=True):
                 if labelled is None:
                     continue
@@ -189,7 +147,12 @@ def _stale_frames(folder: Path, count: int) -> int:
 
 def write_label_legend(parser: FaceParser, out: Path) -> Path:
     """labels.json: what the PNG values mean, so the outputs can be read without the model."""
+    return write_atomic(out / LABEL_LEGEND, label_legend(parser))
+
+
+def label_legend(parser: FaceParser) -> str:
+    """labels.json's text (the Ray driver writes what an actor's parser returns)."""
     record = {"model": parser.path.name, "label_names": parser.label_names,
               "palette_bgr": palette(parser.num_classes).tolist(),
               "label_png": "pixel value = class index, at the input image's size"}
-    return write_atomic(out / LABEL_LEGEND, json.dumps(record, indent=2))
+    return json.dumps(record, indent=2)

@@ -28,9 +28,11 @@ class Skips:
 
     messages: list[str] = field(default_factory=list)
     echo: bool = True  # print each skip as it happens (frames of a video are summed up instead)
+    reasons: list[tuple[object, str]] = field(default_factory=list)  # (source, reason): for a manifest
 
     def add(self, source: object, reason: str) -> None:
         self.messages.append(f"{source}: {reason}")
+        self.reasons.append((source, reason))
         if self.echo:
             tqdm.write(f"skipped {source}: {reason}", file=sys.stderr)
 
