@@ -71,7 +71,10 @@ class ModelMetadata:
         validate_document({**document, "preprocessing": vars(self.preprocessing)}, where, fix)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        """Strict JSON (RFC 8259): C++ readers (nlohmann-json in runtime/cpp) refuse NaN and
+        Infinity, which Python writes by default. Only ``extra`` can hold them (every other
+        number is checked finite); there they become the strings "NaN", "Infinity", "-Infinity"."""
+        return json.dumps(_strict(asdict(self)), indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelMetadata:
@@ -97,6 +100,17 @@ class ModelMetadata:
             reason = " ".join(str(exc).split())[:160]
             raise DmlcsrError(f"artefact metadata is not valid JSON ({reason}); {REEXPORT}") from None
         return cls.from_dict(data)
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its JSON5 spelling as a string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    return value
 
 
 # ---- the schema: one table per object, (field, check, what it must be) -------------------------

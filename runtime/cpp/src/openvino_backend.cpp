@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include <openvino/frontend/manager.hpp>
 #include <openvino/openvino.hpp>
 
 #include "backend.hpp"
@@ -23,6 +24,16 @@ TensorInfo describe(const ov::Output<const ov::Node>& port) {
     return info;
 }
 
+/// An .onnx through OpenVINO's ONNX reader only: read_model would also offer a damaged file to
+/// every other reader (TensorFlow's logs its parse errors to stderr).
+std::shared_ptr<ov::Model> read_onnx(const std::string& path) {
+    ov::frontend::FrontEndManager manager;
+    const ov::frontend::FrontEnd::Ptr onnx = manager.load_by_framework("onnx");
+    const ov::frontend::InputModel::Ptr input = onnx->load(path);
+    if (!input) throw Error("the ONNX reader could not parse it");
+    return onnx->convert(input);
+}
+
 class OpenVinoBackend : public Backend {
 public:
     OpenVinoBackend(const std::string& path, const Options& options) {
@@ -39,7 +50,7 @@ public:
         }
         std::shared_ptr<ov::Model> model;
         try {
-            model = core_.read_model(path);
+            model = ir ? core_.read_model(path) : read_onnx(path);
         } catch (const std::exception& exc) {
             throw Error(path + " is not a loadable " + std::string(ir ? "OpenVINO IR" : "ONNX model") + " (" +
                         one_line(exc.what()) + "); re-export it with dmlcsr-export");
