@@ -103,6 +103,7 @@ def test_a_section_refuses_the_latency_options():
 CPU_ENGINES = ["ort-cpu-fp32", "ort-cpu-int8", "ov-cpu-fp32", "ov-cpu-int8"]
 
 
+@pytest.mark.slow  # two networks exported, quantized twice (ONNX Runtime, NNCF) and timed: minutes
 def test_cpu_engines_twice_in_one_work_folder_give_the_summary_both_times(tmp_path, demo_model):
     """A second run reuses every artefact (demo checkpoint, FP32/INT8 ONNX, IRs) and
     quantizes nothing anew, and the same files give the same labels. The demo checkpoint

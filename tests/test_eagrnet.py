@@ -107,7 +107,6 @@ def test_forward_shapes_small_input(seeded_eagrnet):
     assert seg.shape == (2, 11, 33, 33) and edge.shape == (2, 2, 33, 33)
 
 
-@pytest.mark.slow
 def test_forward_shapes_at_473():
     with torch.no_grad():
         seg, edge = EAGRNet(19).eval()(torch.randn(1, 3, 473, 473))

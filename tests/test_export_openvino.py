@@ -117,6 +117,7 @@ def test_openvino_without_the_extra_is_refused_before_any_work(demo_checkpoint, 
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # NNCF compiles the model once per quantizer group it ranks: minutes
 def test_accuracy_control_reaches_the_asked_agreement(demo_model, face_paths, tmp_path):
     """--int8-max-drop: NNCF reverts layers to float until the labels agree with FP32 on the
     calibration photos within the drop. At 129 px, away from the size the demo model was

@@ -82,7 +82,6 @@ def demo_labels(demo_parser, face_paths) -> dict[str, np.ndarray]:
     return {path.name: demo_parser.parse(path) for path in face_paths}
 
 
-@pytest.mark.slow
 def test_runtime_matches_torch_reference_on_real_faces(demo_model, demo_labels, faces):
     assert len(faces) >= 5
     for name, image in faces.items():
@@ -95,7 +94,6 @@ def test_runtime_matches_torch_reference_on_real_faces(demo_model, demo_labels, 
         assert agreement >= 0.9999, f"{name}: {agreement:.6f} of pixels agree with the torch reference"
 
 
-@pytest.mark.slow
 def test_face_box_matches_torch_reference(demo_parser, demo_model, faces):
     image = faces["t1.jpg"]
     box = (560.0, 250.0, 150.0, 190.0)  # one of the six people, in the photo's pixels
@@ -106,7 +104,6 @@ def test_face_box_matches_torch_reference(demo_parser, demo_model, faces):
     assert np.all(ours[:, :500] == 0)  # far left of the box: outside the crop, background
 
 
-@pytest.mark.slow
 def test_one_demo_parser_shared_by_threads_gives_the_sequential_labels(demo_parser, demo_labels, faces):
     names = ["Tom_Hanks_54745.png", "mask_green.jpg"]
     results: dict[str, np.ndarray] = {}
