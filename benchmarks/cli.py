@@ -35,6 +35,11 @@ Examples:
   dmlcsr-bench photo --model demo-fp32.onnx           # the shipped six-person t1.jpg
   dmlcsr-bench photo --model m.onnx --photo team.jpg --threads 2 --tag threads2
 """
+RAY_EXAMPLES = """\b
+Examples:
+  dmlcsr-bench ray --model demo-473.onnx --model small.onnx     # 40 images: alone, Ray 1 and 2 actors
+  dmlcsr-bench ray --model small.onnx --images 40,200 --rounds 3 --tag toy  # + marginal s/image, start-up
+"""
 SECTIONS_EPILOG = """\b
 Examples:
   dmlcsr-bench --quick                          # latency: DML-CSR vs EAGRNet, every backend here
@@ -42,6 +47,7 @@ Examples:
   dmlcsr-bench --list-backends
   dmlcsr-bench overhead --model demo-fp32.onnx  # runtime import time, pre+post share of a frame
   dmlcsr-bench photo --model demo-fp32.onnx     # detect / parse / composite on a photo of six
+  dmlcsr-bench ray --model demo-fp32.onnx       # images/s alone and on Ray actors (needs dmlcsr[ray])
   dmlcsr-bench photo --help                     # a section's own options and examples
 
 Each section writes OUT/<date>_<device>[_<section>][_quick][_<tag>].json (--out, default: the
@@ -230,6 +236,31 @@ def photo(model: Path | None, repeats: int, device: str, threads: int | None, ph
 
     settings = PhotoSettings(model=model, photo=photo, repeats=repeats, device=device, threads=threads, tag=tag)
     write_section(lambda: run_photo(settings), out)
+
+
+@main.command(context_settings=CONTEXT, epilog=RAY_EXAMPLES,
+              short_help="Images/s of dmlcsr-parse alone and on Ray actors; Ray's cost per image.")
+@click.option("--model", "models", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Exported model to time (repeatable): a DML-CSR, and a small one to show the overhead.")
+@click.option("--images", default="40", show_default=True, metavar="N[,M]",
+              help="Images per run (the example photos repeated); two counts add marginal s/image and start-up.")
+@click.option("--actors", default="1,2", show_default=True, metavar="1,2,...", help="Ray actor counts to time.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rounds; the configurations take turns in each, and each gets its median time.")
+@output_options
+def ray(models: tuple[Path, ...], images: str, actors: str, rounds: int, out: Path, tag: str) -> None:
+    """dmlcsr-parse --faces whole alone, then with --ray on 1, 2, ... actors (a local Ray
+    instance over this machine's CPUs, CPUs split between the actors), each a fresh process
+    on the same images; the label maps of every run must be byte-identical."""
+    from dmlcsr.benchmarks.ray_throughput import RaySettings, run_ray_bench
+
+    def measure() -> dict:
+        settings = RaySettings(list(models), parse_ints(images, "--images"), parse_ints(actors, "--actors"), tag,
+                               rounds)
+        return run_ray_bench(settings, log=lambda message: click.echo(message, err=True))
+
+    write_section(measure, out)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ time, pre+post share per photo) and the photo's stages."""
 from __future__ import annotations
 
 from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
-from dmlcsr.benchmarks.report import LATENCY, OVERHEAD, PHOTO, header, section_of
+from dmlcsr.benchmarks.report import LATENCY, OVERHEAD, PHOTO, RAY, header, section_of
 
 
 def latency_header(report: dict) -> list[str]:
@@ -139,7 +139,22 @@ def photo_table(report: dict) -> list[str]:
     return lines
 
 
-SECTION_TABLES = {LATENCY: latency_tables, OVERHEAD: overhead_table, PHOTO: photo_table}
+def ray_table(report: dict) -> list[str]:
+    """Per model: images/s of dmlcsr-parse alone and on Ray, seconds per image against it."""
+    columns = f"{'model':<24}{'run':<16}{'images/s':>10}{'s/image':>10}{'vs alone':>10}{'marginal':>10}{'start-up':>10}"
+    lines = [f"dmlcsr-parse --faces whole on the example photos repeated; {report['cpus']} CPUs; "
+             "a fresh process per run (marginal s/image and start-up s from two image counts)",
+             columns, "-" * len(columns)]
+    for model in report["models"]:
+        for row in model["per_config"]:
+            extra = "".join(f"{row[key]:>10.3f}" if key in row else f"{'':>10}"
+                            for key in ("overhead_s_per_image", "marginal_s_per_image", "startup_s"))
+            lines.append(f"{model['model'][:23]:<24}{row['config']:<16}{row['images_per_s']:>10.3f}"
+                         f"{row['s_per_image']:>10.3f}{extra}")
+    return lines
+
+
+SECTION_TABLES = {LATENCY: latency_tables, OVERHEAD: overhead_table, PHOTO: photo_table, RAY: ray_table}
 
 
 def format_report(report: dict) -> str:
