@@ -23,10 +23,12 @@ from dmlcsr.runtime.distributed import RayOptions, actor_spec, run_on_ray
 from dmlcsr.runtime.faces.box_file import read_boxes
 from dmlcsr.runtime.faces.framing import Margin
 from dmlcsr.runtime.faces.photo import FACES_PER_BATCH, MIN_FACE
-from dmlcsr.runtime.jobs import Job, collect_jobs, refuse_overwriting_inputs
+from dmlcsr.runtime.images import IMAGE_SUFFIXES
+from dmlcsr.runtime.jobs import UNDECODED_SUFFIXES, Job, JobList, collect_jobs, refuse_overwriting_inputs
 from dmlcsr.runtime.labellers import FaceMode
 from dmlcsr.runtime.parse_files import parse_jobs
 from dmlcsr.runtime.parser import FaceParser
+from dmlcsr.runtime.remote_files import is_uri, list_uri
 
 EXAMPLES = """\b
 Examples:
@@ -111,7 +113,7 @@ def refuse_ray_conflicts(ctx: click.Context, ray: str | None) -> None:
                               "cluster's ADDRESS)")
 
 
-def read_list(path: Path | None) -> list[Path]:
+def read_list(path: Path | None) -> list[str]:
     """--list FILE: input paths one a line; blank lines and # comments skipped."""
     if path is None:
         return []
@@ -119,7 +121,16 @@ def read_list(path: Path | None) -> list[Path]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DmlcsrError(f"cannot read the --list file {path} ({getattr(exc, 'strerror', None) or exc})") from None
-    return [Path(line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def collect_inputs(inputs: tuple[str, ...], ray: bool) -> JobList:
+    """Paths through collect_jobs; URIs (s3://, gs://, file://) listed on their store, with --ray only."""
+    uris = [text for text in inputs if is_uri(text)]
+    if uris and not ray:
+        raise DmlcsrError(f"{uris[0]} is a URI; inputs on a store are read with --ray (pyarrow), or copy them here")
+    listed = [entry for uri in uris for entry in list_uri(uri, IMAGE_SUFFIXES + UNDECODED_SUFFIXES)]
+    return collect_jobs([text for text in inputs if not is_uri(text)], listed)
 
 
 def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16: bool, many: bool) -> FaceParser:
@@ -136,7 +147,7 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
 
 @click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("--out", "-o", "out", type=click.Path(), default="parsed", show_default=True,
               help="Folder for the label PNGs, overlays and labels.json.")
 @click.option("--overlay", is_flag=True, help="Also write colour overlays (a video for video inputs).")
@@ -161,7 +172,7 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
 @click.option("--bf16", is_flag=True,
               help="Compute an FP32 OpenVINO model in bf16 (CPUs with AMX or AVX512-BF16; verify it first).")
 @click.option("--list", "list_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Also parse the paths in FILE, one a line (blank lines and # comments skipped).")
+              help="Also parse the paths in FILE, one a line (blank lines and # comments skipped; URIs with --ray).")
 @click.option("--ray", "ray", is_flag=False, flag_value="auto", default=None, metavar="[auto|local|ADDRESS]",
               help="Parse images on Ray actors (pip install \"dmlcsr[ray]\"): auto joins a running cluster or starts "
                    "a local one, local always starts one, ADDRESS joins that cluster. Resumable; see docs/ray.md.")
@@ -173,7 +184,7 @@ def open_parser(model: Path, device: str, threads: int | None, engine: str, bf16
               help="With --ray: GPUs each actor reserves (0.5 puts two actors on a GPU).")
 @click.option("--retry-failed", is_flag=True,
               help="With --ray: try again the images an earlier run recorded as failed.")
-def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, batch: int | None, face_box: str | None,
+def main(model: Path, inputs: tuple[str, ...], out: str | Path, overlay: bool, batch: int | None, face_box: str | None,
          faces: str, detector: Path | None, margin: str, min_face: float, device: str, threads: int | None,
          engine: str, bf16: bool, list_file: Path | None, ray: str | None, actors: int | None, cpus_per_actor: float,
          gpus_per_actor: float, retry_failed: bool) -> None:
@@ -196,7 +207,7 @@ def main(model: Path, inputs: tuple[Path, ...], out: str | Path, overlay: bool, 
             raise DmlcsrError("--out is empty; pass the folder for the outputs, e.g. --out parsed")
         out = Path(out)
         box = parse_face_box(face_box)
-        listed = collect_jobs(inputs)
+        listed = collect_inputs(inputs, ray is not None)
         read_too = [Path(path) for path in (model, detector, faces) if path is not None and Path(path).is_file()]
         refuse_overwriting_inputs(listed.jobs, out, read_too)
         for note in listed.notes:

@@ -9,8 +9,9 @@ manifest line per image (manifest.py). Writing on the driver keeps the outputs i
 place and the manifest in step with them, and needs no shared output folder.
 
 A rerun reads the manifest and skips every image recorded ``ok`` whose outputs are all
-present (and, unless --retry-failed, every image recorded ``failed``). Ray is imported
-here only, and only when a run starts: ``import dmlcsr.runtime`` never loads it.
+present (and, unless --retry-failed, every image recorded ``failed``). Images named by
+URI are read by the actors through pyarrow (remote_files.py). Ray is imported here only,
+and only when a run starts: ``import dmlcsr.runtime`` never loads it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from tqdm import tqdm
 
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.image_outputs import ImageOutputs, label_group
+from dmlcsr.runtime.images import load_image
 from dmlcsr.runtime.jobs import LABEL_LEGEND, Job
 from dmlcsr.runtime.labellers import FaceMode
 from dmlcsr.runtime.manifest import FAILED, MANIFEST, OK, Entry, ManifestWriter, read_manifest
 from dmlcsr.runtime.output_files import write_atomic, write_group
-from dmlcsr.runtime.skips import UNFORESEEN, Skips
+from dmlcsr.runtime.remote_files import is_uri, read_uri
+from dmlcsr.runtime.skips import Skips
 
 RAY_INSTALL = 'pip install "dmlcsr[ray]"'
 #: images per actor call (at least; --batch more with --faces whole): enough to amortise a
@@ -135,8 +138,8 @@ class ParseActor:
             count = len(batch["index"])
             return {"index": np.asarray(batch["index"]), "status": np.array([SETUP_FAILED] * count, dtype=object),
                     "error": np.array([self.setup_error] * count, dtype=object)}
-        jobs = [Job(Path(source), Path(name), False) for source, name in zip(batch["source"], batch["name"],
-                                                                                 strict=True)]
+        jobs = [Job(Path(source), Path(name), False, source if is_uri(source) else "")
+                for source, name in zip(batch["source"], batch["name"], strict=True)]
         skips = Skips(echo=False)
         done: dict[Path, ImageOutputs] = {}
         step = self.labeller.images_per_call
@@ -156,13 +159,17 @@ class ParseActor:
         """label_group, with anything it does not catch itself (an engine's own error) turned
         into a skip of the one image at fault: a bad image never ends the run."""
         try:
-            return label_group(self.labeller, group, self.overlay, skips)
+            return label_group(self.labeller, group, self.overlay, skips, read_any)
         except Exception as exc:  # noqa: BLE001 - reported per image below, never fatal
             if len(group) == 1:
-                skips.add_error(group[0].source, exc if isinstance(exc, (DmlcsrError, *UNFORESEEN))
-                                else ValueError(f"{type(exc).__name__}: {exc}"))
+                skips.add_error(group[0].source, exc)  # "unexpected <type> (...)" unless a DmlcsrError
                 return []
         return [outputs for job in group for outputs in self._label([job], skips)]
+
+
+def read_any(job: Job, max_pixels: int) -> np.ndarray:
+    """A job's image from its URI (through pyarrow) or its path, decoded the same way."""
+    return read_uri(job.uri, max_pixels) if job.uri else load_image(job.source, max_pixels)
 
 
 #: a row status that means the actor could not open the model (or detector): not the image's fault
@@ -191,7 +198,7 @@ def plan(jobs: list[Job], out: Path, mode: FaceMode, overlay: bool, retry_failed
     todo, done, failed = [], 0, 0
     for index, job in enumerate(jobs):
         entry = recorded.get(str(job.name))
-        if entry is not None and entry.source == str(job.source):
+        if entry is not None and entry.source == job.location:
             if entry.status == OK and all(path.is_file() for path in expected_files(job, out, mode, overlay)):
                 done += 1
                 continue
@@ -204,13 +211,13 @@ def plan(jobs: list[Job], out: Path, mode: FaceMode, overlay: bool, retry_failed
 
 def refuse(jobs: list[Job], out: Path) -> None:
     """Videos (decoded frame by frame in one process) and the manifest as an input are refused."""
-    videos = [job.source for job in jobs if job.is_video]
+    videos = [job.location for job in jobs if job.is_video]
     if videos:
         raise DmlcsrError(f"--ray parses images; {videos[0]}{f' and {len(videos) - 1} more' if len(videos) > 1 else ''}"
                           " is a video: parse videos without --ray")
     manifest = (out / MANIFEST).resolve()
     for job in jobs:
-        if job.source.resolve() == manifest:
+        if not job.uri and job.source.resolve() == manifest:
             raise DmlcsrError(f"{job.source} is the run's manifest, not an image; leave it out of the inputs")
 
 
@@ -318,7 +325,8 @@ def _execute(ray: Any, todo: list[tuple[int, Job]], out: Path, spec: ActorSpec, 
              summary: RaySummary) -> None:
     """Stream the batches through the actor pool; write each image's files and manifest line as it returns."""
     jobs = dict(todo)
-    items = [{"index": index, "source": str(job.source.absolute()), "name": str(job.name)} for index, job in todo]
+    items = [{"index": index, "source": job.uri or str(job.source.absolute()), "name": str(job.name)}
+             for index, job in todo]
     images_per_task = max(IMAGES_PER_TASK, spec.mode.batch or 1) if not spec.mode.writes_faces else IMAGES_PER_TASK
     actors = pool_size(ray, options)
     dataset = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / images_per_task)))
@@ -379,12 +387,12 @@ def _record(job: Job, row: dict[str, Any], out: Path, manifest: ManifestWriter, 
         summary.faces += faces
         summary.without_faces += faces == 0
         if row["note"]:
-            tqdm.write(f"{job.source}: {row['note']}")
+            tqdm.write(f"{job.location}: {row['note']}")
     else:
         summary.failed += 1
-        summary.errors.append(f"{job.source}: {error}")
-        tqdm.write(f"skipped {job.source}: {error}")
-    manifest.add(Entry(str(job.source), str(job.name), status, faces if status == OK else 0, error,
+        summary.errors.append(f"{job.location}: {error}")
+        tqdm.write(f"skipped {job.location}: {error}")
+    manifest.add(Entry(job.location, str(job.name), status, faces if status == OK else 0, error,
                        row.get("note", "") if status == OK else ""))
 
 

@@ -47,26 +47,35 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DmlcsrError(f"image not found: {path}" if not path.exists() else f"{path} is not a file")
-    if path.stat().st_size > MAX_BYTES_PER_PIXEL * max_pixels + 2**20:
+    if path.stat().st_size > max_file_bytes(max_pixels):
         raise DmlcsrError(f"{path} is {path.stat().st_size / 2**30:.1f} GiB, more than any image under the "
                           f"{max_pixels / 1e6:.0f} MP limit takes; downscale it or raise max_pixels")
-    data = path.read_bytes()
+    return decode_image(path.read_bytes(), str(path), max_pixels)
+
+
+def decode_image(data: bytes, source: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image file's bytes (read from ``source``, a path or URI) decoded as read_image does."""
     if not data:
-        raise DmlcsrError(f"{path} is empty (0 bytes); re-copy or re-export the image")
+        raise DmlcsrError(f"{source} is empty (0 bytes); re-copy or re-export the image")
     if data[:3] == b"\xff\xd8\xff" and not jpeg_is_complete(data):
-        raise DmlcsrError(f"{path} is a truncated JPEG (no end-of-image marker after its scan data); "
+        raise DmlcsrError(f"{source} is a truncated JPEG (no end-of-image marker after its scan data); "
                           "re-copy or re-download it")
     size = header_size(data)
     if size is not None:
-        check_pixels(size[0], size[1], str(path), max_pixels)  # before the decoder allocates it
+        check_pixels(size[0], size[1], source, max_pixels)  # before the decoder allocates it
     try:
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:  # OpenCV refuses (e.g. beyond its own pixel limit) by raising, not returning None
         decoded = None
     if decoded is None:
-        raise DmlcsrError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode); "
+        raise DmlcsrError(f"{source} is not a readable image (corrupt, or a format OpenCV cannot decode); "
                           f"convert it to PNG or JPEG")
-    return as_bgr(decoded, str(path), max_pixels)
+    return as_bgr(decoded, source, max_pixels)
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """No image file under ``max_pixels`` is larger than this (checked before reading it)."""
+    return MAX_BYTES_PER_PIXEL * max_pixels + 2**20
 
 
 def jpeg_is_complete(data: bytes) -> bool:

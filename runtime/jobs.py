@@ -27,11 +27,18 @@ MAX_RENAMES = 1000
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and the name (relative to --out, no suffix) its outputs get."""
+    """One input file and the name (relative to --out, no suffix) its outputs get; ``uri``
+    when the file is read from a store by URI (dmlcsr-parse --ray, remote_files.py)."""
 
     source: Path
     name: Path
     is_video: bool
+    uri: str = ""
+
+    @property
+    def location(self) -> str:
+        """Where the input is read from, as the user named it: its URI or its path."""
+        return self.uri or str(self.source)
 
     def outputs(self) -> tuple[list[Path], Path | None]:
         """(files, folder): the files this job may write and, for a video, its frame folder."""
@@ -64,8 +71,9 @@ class JobList:
     notes: list[str]
 
 
-def collect_jobs(inputs: Sequence[str | Path]) -> JobList:
-    """Files and folders (searched recursively for images and videos) -> jobs with unique outputs."""
+def collect_jobs(inputs: Sequence[str | Path], remote: Sequence[tuple[str, Path]] = ()) -> JobList:
+    """Files and folders (searched recursively for images and videos) -> jobs with unique
+    outputs; ``remote``: (URI, wanted name) of files listed on a store, named alongside."""
     found: list[tuple[Path, Path]] = []  # (source, wanted name)
     notes: list[str] = []
     wanted = IMAGE_SUFFIXES + VIDEO_SUFFIXES + UNDECODED_SUFFIXES
@@ -84,8 +92,11 @@ def collect_jobs(inputs: Sequence[str | Path]) -> JobList:
             found.append((item, Path(item.stem)))
         else:
             raise DmlcsrError(f"input not found: {item}")
+    uris = [""] * len(found) + [uri for uri, _ in remote]
+    found += [(Path(uri), name) for uri, name in remote]
     names = _unique_names(found, notes)
-    return JobList([Job(source, names[index], _is_video(source)) for index, (source, _) in enumerate(found)], notes)
+    return JobList([Job(source, names[index], _is_video(source), uris[index])
+                    for index, (source, _) in enumerate(found)], notes)
 
 
 def _is_video(path: Path) -> bool:

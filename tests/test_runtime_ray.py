@@ -1,7 +1,8 @@
 """dmlcsr-parse --ray on a local Ray instance (2 CPUs, started once here): the toy model,
 20 images of which 2 unreadable. The outputs must equal single-process dmlcsr-parse byte for
-byte, the manifest must name the failures, a rerun must skip everything, and a run killed
-half-way must, once rerun, end with the outputs of a clean run."""
+byte (the folder named by path or by file:// URI), the manifest must name the failures, a
+rerun must skip everything, and a run killed half-way must, once rerun, end with the
+outputs of a clean run."""
 
 from __future__ import annotations
 
@@ -92,6 +93,13 @@ def test_ray_outputs_equal_single_process_and_a_rerun_skips_everything(ray_insta
              if path.endswith("_faces.json")}
     assert {Path(e.name).name + "_faces.json": e.faces for e in ok} == faces
 
+    from_store = tmp_path / "uri"  # the folder named by URI, listed and read through pyarrow's filesystem
+    by_uri = CliRunner().invoke(main, [str(toy), photos.as_uri(), "--overlay", "--device", "cpu", "--out",
+                                       str(from_store), "--ray", "auto", "--actors", "2"])
+    assert by_uri.exit_code == 1 and "parsed 18 of 20 images" in by_uri.output, by_uri.output
+    assert output_files(from_store) == expected
+    assert all(e.source.startswith("file:///") for e in read_manifest(from_store / MANIFEST).values())
+
     lines = (distributed / MANIFEST).read_text().splitlines()
     again = CliRunner().invoke(main, [*common, "--out", str(distributed), "--ray", "auto"])
     assert again.exit_code == 1, again.output  # the two failures stand until --retry-failed
@@ -138,6 +146,7 @@ def test_a_killed_run_resumes_to_the_outputs_of_a_clean_run(ray_instance, toy, f
     (["--actors", "2"], "--actors applies to a Ray run"),
     (["--gpus-per-actor", "1"], "--gpus-per-actor applies to a Ray run"),
     (["--retry-failed"], "--retry-failed applies to a Ray run"),
+    (["file:///nowhere/photos"], "is a URI; inputs on a store are read with --ray"),
 ])
 def test_ray_options_without_ray_are_refused(toy, photos, tmp_path, extra, message):
     result = CliRunner().invoke(main, [str(toy), str(photos), "--out", str(tmp_path / "out"), *extra])
@@ -152,3 +161,18 @@ def test_videos_are_refused_with_ray(toy, tmp_path):
     writer.release()
     result = CliRunner().invoke(main, [str(toy), str(clip), "--out", str(tmp_path / "out"), "--ray"])
     assert result.exit_code == 2 and "is a video: parse videos without --ray" in result.output
+
+
+def test_bench_splits_each_run_into_start_up_and_seconds_per_image():
+    from dmlcsr.benchmarks.ray_throughput import per_config
+
+    runs = []
+    for config, start, per in (("dmlcsr-parse", 1.0, 0.05), ("ray, 1 actor", 6.0, 0.06)):
+        for count in (40, 200):
+            wall = start + count * per
+            runs.append({"config": config, "images": count, "wall_s": wall, "images_per_s": count / wall,
+                         "s_per_image": wall / count})
+    single, ray_row = per_config(runs, (40, 200))
+    assert single["marginal_s_per_image"] == pytest.approx(0.05) and single["startup_s"] == pytest.approx(1.0)
+    assert ray_row["marginal_overhead_s_per_image"] == pytest.approx(0.01)
+    assert ray_row["overhead_s_per_image"] == pytest.approx((6.0 - 1.0) / 40 + 0.01, abs=1e-4)
