@@ -73,3 +73,17 @@ def demo_onnx(demo_training_checkpoint, tmp_path_factory) -> Path:
     model, report = load_dml_csr(demo_training_checkpoint)
     path = tmp_path_factory.mktemp("onnx") / "demo-fp32.onnx"
     return export_onnx(model, path, deploy_metadata(report.num_classes, report.sha256), input_size=473)
+
+
+@pytest.fixture(scope="session")
+def demo_small_onnx(demo_model, demo_checkpoint, tmp_path_factory) -> Path:
+    """FP32 ONNX of the demo model at the size it was fitted at (DEMO_CALIBRATION_SIZE),
+    exported once for every test that needs it (parity, C++ runtime), stamped with the
+    sha256 of ``demo_checkpoint`` as an export of that file would be."""
+    from dmlcsr.checkpoint import file_sha256
+    from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
+
+    size = DEMO_CALIBRATION_SIZE
+    path = tmp_path_factory.mktemp("onnx-small") / "demo-fp32.onnx"
+    meta = deploy_metadata(demo_model.num_classes, file_sha256(demo_checkpoint), input_size=size)
+    return export_onnx(demo_model, path, meta, input_size=size)

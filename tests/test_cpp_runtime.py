@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import pytest
 from support.cpp_build import build_cpp, missing_prerequisite
-from support.sizes import DEMO_CALIBRATION_SIZE
 from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core.labels import default_label_set
@@ -48,16 +47,6 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 
 # ---- agreement with the Python runtime -----------------------------------------------------
-
-@pytest.fixture(scope="module")
-def demo_small_onnx(demo_model, tmp_path_factory) -> Path:
-    """The session's demo model as FP32 ONNX at the size it was fitted at (CI time)."""
-    from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
-
-    path = tmp_path_factory.mktemp("cpp") / "demo-fp32.onnx"
-    size = DEMO_CALIBRATION_SIZE
-    return export_onnx(demo_model, path, deploy_metadata(19, input_size=size), input_size=size)
-
 
 def test_label_maps_equal_the_python_runtime_on_every_example_photo(cpp_parse, demo_small_onnx, face_paths,
                                                                       tmp_path):

@@ -10,20 +10,17 @@ from __future__ import annotations
 import pytest
 from support.sizes import DEMO_CALIBRATION_SIZE as SIZE
 
-from dmlcsr.checkpoint import file_sha256
 from dmlcsr.demo_model import EXAMPLE_FACES
 from dmlcsr.export.compare import THRESHOLDS, format_report
 from dmlcsr.export.fp16 import convert_fp16
-from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
 from dmlcsr.export.quantize import load_calibration_inputs, quantize_int8
 from dmlcsr.export.verify import verify_artefacts
 
 
 @pytest.fixture(scope="module")
-def reports(demo_model, demo_checkpoint, face_paths, tmp_path_factory):
+def reports(demo_small_onnx, demo_checkpoint, face_paths, tmp_path_factory):
     out = tmp_path_factory.mktemp("precision")
-    meta = deploy_metadata(demo_model.num_classes, file_sha256(demo_checkpoint), input_size=SIZE)
-    fp32 = export_onnx(demo_model, out / "fp32.onnx", meta, input_size=SIZE)
+    fp32 = demo_small_onnx
     fp16 = convert_fp16(fp32, out / "fp16.onnx")
     int8 = quantize_int8(fp32, out / "int8.onnx", load_calibration_inputs(EXAMPLE_FACES, SIZE))
     found = verify_artefacts(demo_checkpoint, [fp32, fp16, int8], face_paths, device="cpu")

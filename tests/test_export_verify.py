@@ -1,5 +1,6 @@
 """The parity comparator and dmlcsr-verify: numbers on hand-made logits, then PyTorch vs
-ONNX Runtime on the real faces through the function and the CLI."""
+ONNX Runtime on the real faces through the function (at 473 px) and the CLI (at the demo
+model's fitted size: the CLI's plumbing does not depend on the size)."""
 
 from __future__ import annotations
 
@@ -97,9 +98,9 @@ def other_checkpoints(tmp_path_factory):
     return folder / "other19.pth", folder / "eleven.pth"
 
 
-def test_cli_passes_on_the_right_checkpoint_and_writes_json(demo_training_checkpoint, demo_onnx, tmp_path):
+def test_cli_passes_on_the_right_checkpoint_and_writes_json(demo_checkpoint, demo_small_onnx, tmp_path):
     out = tmp_path / "parity.json"
-    result = CliRunner().invoke(verify_main, ["--ckpt", str(demo_training_checkpoint), str(demo_onnx),
+    result = CliRunner().invoke(verify_main, ["--ckpt", str(demo_checkpoint), str(demo_small_onnx),
                                               "--limit", "1", "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output and "1 of 1 artefact(s) within thresholds" in result.output
@@ -107,17 +108,17 @@ def test_cli_passes_on_the_right_checkpoint_and_writes_json(demo_training_checkp
     assert saved["passed"] and saved["precision"] == "fp32" and len(saved["per_class"]) == 19
 
 
-def test_cli_fails_with_exit_1_against_other_weights(other_checkpoints, demo_onnx, face_paths):
-    result = CliRunner().invoke(verify_main, ["--ckpt", str(other_checkpoints[0]), str(demo_onnx),
+def test_cli_fails_with_exit_1_against_other_weights(other_checkpoints, demo_small_onnx, face_paths):
+    result = CliRunner().invoke(verify_main, ["--ckpt", str(other_checkpoints[0]), str(demo_small_onnx),
                                               "--limit", "1", "--device", "cpu"])
     assert result.exit_code == 1, result.output
     assert "FAIL" in result.output and "different checkpoint file" in result.output
 
 
 @pytest.mark.parametrize("case", ["wrong classes", "missing checkpoint", "missing artefact", "foreign file"])
-def test_cli_bad_inputs_give_one_line_errors(case, other_checkpoints, demo_training_checkpoint, demo_onnx,
+def test_cli_bad_inputs_give_one_line_errors(case, other_checkpoints, demo_checkpoint, demo_small_onnx,
                                             tmp_path):
-    ckpt, artefact, expected = demo_training_checkpoint, demo_onnx, ""
+    ckpt, artefact, expected = demo_checkpoint, demo_small_onnx, ""
     if case == "wrong classes":
         ckpt, expected = other_checkpoints[1], "predicts 19 classes"
     elif case == "missing checkpoint":
@@ -134,6 +135,6 @@ def test_cli_bad_inputs_give_one_line_errors(case, other_checkpoints, demo_train
     assert len(error_lines) == 1 and expected in error_lines[0] and "Traceback" not in result.output
 
 
-def test_empty_image_list_is_an_error(demo_training_checkpoint, demo_onnx):
+def test_empty_image_list_is_an_error(demo_checkpoint, demo_small_onnx):
     with pytest.raises(DmlcsrError, match="no images"):
-        verify_artefacts(demo_training_checkpoint, [demo_onnx], [])
+        verify_artefacts(demo_checkpoint, [demo_small_onnx], [])
