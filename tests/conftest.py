@@ -87,3 +87,12 @@ def demo_small_onnx(demo_model, demo_checkpoint, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("onnx-small") / "demo-fp32.onnx"
     meta = deploy_metadata(demo_model.num_classes, file_sha256(demo_checkpoint), input_size=size)
     return export_onnx(demo_model, path, meta, input_size=size)
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory) -> Path:
+    """The small parsing ONNX (tests/support/toy_onnx.py): milliseconds per image, for the
+    tests about plumbing rather than numbers. Tests write beside it only in folders of their own."""
+    from support.toy_onnx import toy_parsing_onnx
+
+    return toy_parsing_onnx(tmp_path_factory.mktemp("toy") / "toy.onnx")

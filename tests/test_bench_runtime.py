@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support.toy_onnx import toy_parsing_onnx
 
 import dmlcsr.benchmarks
 from dmlcsr.benchmarks.cli import main
@@ -19,11 +18,6 @@ from dmlcsr.benchmarks.cli import main
 pytest.importorskip("onnx")
 FACES = Path(__file__).resolve().parents[1] / "dmlcsr" / "data" / "faces"
 PACKAGE = Path(dmlcsr.benchmarks.__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("bench_runtime") / "toy.onnx")
 
 
 def run_section(args: list[str]) -> tuple[str, dict, Path]:

@@ -104,11 +104,6 @@ def document(**preprocessing) -> str:
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("cpp_toy") / "toy.onnx")
-
-
-@pytest.fixture(scope="module")
 def photo(face_paths) -> Path:
     return next(p for p in face_paths if p.name == "mask_green.jpg")  # 189 x 107
 

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.runtime import FaceParser
 from dmlcsr.runtime.cli import main
@@ -20,11 +19,6 @@ from dmlcsr.runtime.faces.photo import parse_photo
 
 pytest.importorskip("onnx")
 FACES = Path(__file__).resolve().parents[1] / "dmlcsr" / "data" / "faces"
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("faces_cli") / "toy.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.errors import one_line_message
 from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core.metadata import ModelMetadata
@@ -39,15 +40,6 @@ def _engine_with_sidecar(folder: Path, build: dict | None = BUILD, name: str = "
     return engine
 
 
-def _message(exc: pytest.ExceptionInfo) -> str:
-    assert "\n" not in str(exc.value)
-    return str(exc.value)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("toy") / "toy.onnx")
-
 
 def test_onnx_files_open_with_onnxruntime_and_report_their_batch_limits(toy, tmp_path):
     backend = open_backend(toy, device="cpu")
@@ -65,7 +57,7 @@ def test_wrong_model_files_get_one_line_errors(toy, tmp_path):
     (tmp_path / "best.pth").write_bytes(b"torch zip")
     with pytest.raises(DmlcsrError, match="unknown model type '.pth'.*dmlcsr-export") as exc:
         open_backend(tmp_path / "best.pth")
-    _message(exc)
+    one_line_message(exc)
     with pytest.raises(DmlcsrError, match="not a file"):
         open_backend(tmp_path)
     with pytest.raises(DmlcsrError, match="unknown device"):
@@ -76,14 +68,14 @@ def test_wrong_model_files_get_one_line_errors(toy, tmp_path):
     for name in ("truncated.onnx", "text.onnx"):
         with pytest.raises(DmlcsrError, match="not a loadable ONNX model.*dmlcsr-export") as exc:
             open_backend(tmp_path / name)
-        _message(exc)
+        one_line_message(exc)
 
 
 def test_onnxruntime_run_errors_are_one_line(toy):
     backend = open_backend(toy, device="cpu")
     with pytest.raises(DmlcsrError, match="onnxruntime failed to run toy.onnx") as exc:
         backend.run_single(np.zeros((1, 3, 50, 50), np.float32))
-    _message(exc)
+    one_line_message(exc)
 
 
 def test_sidecar_accepts_the_engine_it_was_built_for(tmp_path):
@@ -101,7 +93,7 @@ def test_sidecar_refuses_another_tensorrt_or_gpu_before_deserialising(tmp_path, 
     engine = _engine_with_sidecar(tmp_path)
     with pytest.raises(DmlcsrError, match="rebuild the engine on this GPU with dmlcsr-export") as exc:
         check_engine_compatible(engine, version, capability, "NVIDIA H100")
-    message = _message(exc)
+    message = one_line_message(exc)
     assert what in message and "TensorRT 10.3.0 on compute capability 8.6 (NVIDIA A10)" in message
 
 
@@ -146,7 +138,7 @@ def test_engines_refuse_cpu_and_explain_missing_tensorrt(tmp_path):
     except ImportError:
         with pytest.raises(DmlcsrError, match=r"pip install 'dmlcsr\[trt\]'") as exc:
             open_backend(engine)
-        _message(exc)
+        one_line_message(exc)
     else:
         pytest.skip("tensorrt is installed: the missing-package message cannot be shown here")
 

@@ -10,17 +10,11 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.runtime import FaceParser
 from dmlcsr.runtime.cli import main
 
 pytest.importorskip("onnx")
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("cli_model") / "toy.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.errors import one_line_message
 from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.core.cpu import this_cpu
@@ -21,16 +22,6 @@ from dmlcsr.runtime.parser import cpu_int8_advice
 
 pytest.importorskip("openvino")
 from dmlcsr.export.openvino_export import save_ir, write_fp32_ir  # noqa: E402 - needs openvino
-
-
-def _message(exc: pytest.ExceptionInfo) -> str:
-    assert "\n" not in str(exc.value)
-    return str(exc.value)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("toy") / "toy.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +93,7 @@ def test_bf16_is_an_explicit_choice(toy_ir, face_paths):
     if not this_cpu()["native_bf16"]:
         with pytest.raises(DmlcsrError, match="bf16 instructions") as exc:
             FaceParser(toy_ir, inference_precision="bf16")
-        _message(exc)
+        one_line_message(exc)
         return
     parser = FaceParser(toy_ir, inference_precision="bf16")
     assert "bf16 compute" in parser.backend.name and parser.backend.inference_precision == "bf16"
@@ -114,22 +105,22 @@ def test_bad_ir_files_get_one_line_errors(toy, toy_ir, tmp_path):
     lonely.write_bytes(toy_ir.read_bytes())
     with pytest.raises(DmlcsrError, match="no weights file lonely.bin.*copy the .bin along") as exc:
         open_backend(lonely)
-    _message(exc)
+    one_line_message(exc)
     truncated = tmp_path / "truncated.xml"
     truncated.write_bytes(toy_ir.read_bytes()[:500])
     (tmp_path / "truncated.bin").write_bytes(toy_ir.with_suffix(".bin").read_bytes())
     with pytest.raises(DmlcsrError, match="not a loadable OpenVINO IR.*dmlcsr-export --openvino") as exc:
         open_backend(truncated)
-    _message(exc)
+    one_line_message(exc)
     short_bin = tmp_path / "short.xml"
     short_bin.write_bytes(toy_ir.read_bytes())
     (tmp_path / "short.bin").write_bytes(toy_ir.with_suffix(".bin").read_bytes()[:100])
     with pytest.raises(DmlcsrError, match="short.xml") as exc:
         open_backend(short_bin)
-    _message(exc)
+    one_line_message(exc)
     with pytest.raises(DmlcsrError, match="pass the OpenVINO IR's .xml") as exc:
         open_backend(toy_ir.with_suffix(".bin"))
-    _message(exc)
+    one_line_message(exc)
 
 
 def test_an_ir_of_another_model_is_refused(toy, tmp_path):
@@ -140,14 +131,14 @@ def test_an_ir_of_another_model_is_refused(toy, tmp_path):
                         str(foreign))
     with pytest.raises(DmlcsrError, match="carries no dmlcsr metadata") as exc:
         FaceParser(foreign)
-    _message(exc)
+    one_line_message(exc)
     from dmlcsr.core.metadata import ModelMetadata
 
     other = ModelMetadata(19, [f"c{i}" for i in range(19)], input_name="image")  # names another graph's input
     model = openvino.Core().read_model(str(toy))
     with pytest.raises(DmlcsrError, match="has inputs \\['input'\\].*re-export") as exc:
         FaceParser(save_ir(model, tmp_path / "mismatch.xml", other))
-    _message(exc)
+    one_line_message(exc)
 
 
 def test_engine_requests_that_cannot_be_honoured(toy, toy_ir):
@@ -161,14 +152,14 @@ def test_engine_requests_that_cannot_be_honoured(toy, toy_ir):
     for kwargs, message in cases:
         with pytest.raises(DmlcsrError, match=message) as exc:
             open_backend(**kwargs)
-        _message(exc)
+        one_line_message(exc)
 
 
 def test_openvino_missing_is_named_with_the_install_command(toy, toy_ir, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails, as without the extra
     with pytest.raises(DmlcsrError, match="openvino is not installed; pip install 'dmlcsr\\[openvino\\]'") as exc:
         open_backend(toy_ir)
-    _message(exc)
+    one_line_message(exc)
     with pytest.raises(DmlcsrError, match="cannot open toy.onnx with openvino"):
         open_backend(toy, engine="openvino")
     assert open_backend(toy).engine == "onnxruntime"  # .onnx still opens with the default engine
