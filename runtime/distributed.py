@@ -44,6 +44,9 @@ RAY_INSTALL = 'pip install "dmlcsr[ray]"'
 #: images per actor call (at least; --batch more with --faces whole): enough to amortise a
 #: Ray task (~ms), few enough that a small collection still spreads over every actor
 IMAGES_PER_TASK = 4
+#: the list of images is cut into at most this many blocks (units of scheduling and of retry):
+#: small blocks spread a small collection over every actor, and a million images stay 10,000
+MAX_BLOCKS = 10_000
 
 
 @dataclass(frozen=True)
@@ -328,8 +331,9 @@ def _execute(ray: Any, todo: list[tuple[int, Job]], out: Path, spec: ActorSpec, 
     items = [{"index": index, "source": job.uri or str(job.source.absolute()), "name": str(job.name)}
              for index, job in todo]
     images_per_task = max(IMAGES_PER_TASK, spec.mode.batch or 1) if not spec.mode.writes_faces else IMAGES_PER_TASK
-    actors = pool_size(ray, options)
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / images_per_task)))
+    blocks = min(MAX_BLOCKS, max(1, math.ceil(len(items) / images_per_task)))
+    actors = min(pool_size(ray, options), blocks)  # a rerun of a few images starts no idle actors
+    dataset = ray.data.from_items(items, override_num_blocks=blocks)
     dataset = dataset.map_batches(
         ParseActor, fn_constructor_kwargs={"spec": spec}, batch_size=images_per_task, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=options.cpus_per_actor,

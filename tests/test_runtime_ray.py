@@ -107,6 +107,10 @@ def test_ray_outputs_equal_single_process_and_a_rerun_skips_everything(ray_insta
     assert (distributed / MANIFEST).read_text().splitlines() == lines
     assert output_files(distributed) == expected
 
+    retried = CliRunner().invoke(main, [*common, "--out", str(distributed), "--ray", "auto", "--retry-failed"])
+    assert retried.exit_code == 1 and "parsed 0 of 20 images" in retried.output and "(18 done before)" in retried.output
+    assert len(read_manifest(distributed / MANIFEST)) == 20  # the two failures recorded again, the last line wins
+
 
 def test_a_killed_run_resumes_to_the_outputs_of_a_clean_run(ray_instance, toy, face_paths, tmp_path):
     photos = write_photos(tmp_path / "big", face_paths, 18, 1600)  # big enough that a run takes a while
@@ -140,6 +144,15 @@ def test_a_killed_run_resumes_to_the_outputs_of_a_clean_run(ray_instance, toy, f
     final = read_manifest(manifest)
     assert sorted((e.name, e.status) for e in final.values()) == \
         sorted((e.name, e.status) for e in read_manifest(clean / MANIFEST).values())
+
+
+def test_list_file_adds_inputs_without_ray(toy, photos, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two photos\n{photos / 'a' / 'photo01.jpg'}\n\n{photos / 'b' / 'photo00.jpg'}\n")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, [str(toy), "--list", str(listing), "--faces", "whole", "--out", str(out)])
+    assert result.exit_code == 0 and "parsed 2 of 2 inputs" in result.output, result.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["photo00.png", "photo01.png"]
 
 
 @pytest.mark.parametrize(("extra", "message"), [
