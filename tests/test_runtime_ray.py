@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from support.toy_onnx import toy_parsing_onnx
 
 from dmlcsr.runtime.cli import main
 from dmlcsr.runtime.manifest import MANIFEST, read_manifest
@@ -36,11 +35,6 @@ def ray_instance():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    return toy_parsing_onnx(tmp_path_factory.mktemp("ray_model") / "toy.onnx")
 
 
 def write_photos(folder: Path, face_paths: list[Path], count: int, side: int) -> Path:
