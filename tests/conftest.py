@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.sizes import DEMO_CALIBRATION_SIZE
+from support.sizes import DEMO_CALIBRATION_SIZE, DEMO_FIT_STEPS
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -31,10 +31,10 @@ def face_paths() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def demo_model():
-    """Deploy-build DML-CSR, 19 classes, seeded and fitted to the example photos."""
+    """Deploy-build DML-CSR, 19 classes, seeded and fitted to the example photos at 225 px."""
     from dmlcsr.demo_model import make_demo_model
 
-    return make_demo_model(19, seed=0, input_size=DEMO_CALIBRATION_SIZE)
+    return make_demo_model(19, seed=0, input_size=DEMO_CALIBRATION_SIZE, fit_steps=DEMO_FIT_STEPS)
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,7 @@ CPU_ENGINES = ["ort-cpu-fp32", "ort-cpu-int8", "ov-cpu-fp32", "ov-cpu-int8"]
 def test_cpu_engines_twice_in_one_work_folder_give_the_summary_both_times(tmp_path, demo_model):
     """A second run reuses every artefact (demo checkpoint, FP32/INT8 ONNX, IRs) and
     quantizes nothing anew, and the same files give the same labels. The demo checkpoint
-    is the session's demo model (its 300-step fit is the slowest thing here, and other
+    is the session's demo model (its fit is the slowest thing here, and other
     tests share it), saved where the bench looks for its own."""
     import torch
 
