@@ -1,6 +1,8 @@
 """dmlcsr-export --openvino end to end on the demo model at the size it was fitted at (its
 logits have a trained model's margins there): FP32 and NNCF INT8 IRs written with their
-metadata, verified against PyTorch on the real faces, run by dmlcsr-parse."""
+metadata, verified against PyTorch on the real faces, run by dmlcsr-parse. The export takes
+a minute on two cores, so these run with `-m slow` (CI runs them); the IR backend itself is
+tested on the small model in test_runtime_openvino.py."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def reports(exported, demo_checkpoint, face_paths):
     return {"fp32": found[0], "int8": found[1]}
 
 
+@pytest.mark.slow  # the export fixture: FP32 + INT8 ONNX, both IRs, NNCF and verify (a minute)
 def test_export_writes_both_irs_and_verify_passes(exported):
     result = exported["result"]
     assert result.exit_code == 0, result.output
@@ -53,12 +56,14 @@ def test_export_writes_both_irs_and_verify_passes(exported):
     assert "artefact(s) within thresholds" in result.output and "FAILED" not in result.output
 
 
+@pytest.mark.slow  # the export fixture: FP32 + INT8 ONNX, both IRs, NNCF and verify (a minute)
 def test_fp32_ir_equals_pytorch_on_the_real_faces(reports):
     report = reports["fp32"]
     assert report.images == 7 and report.precision == "fp32"
     assert report.agreement_labels >= 0.9999 and report.passed, format_report(report)
 
 
+@pytest.mark.slow  # the export fixture: FP32 + INT8 ONNX, both IRs, NNCF and verify (a minute)
 def test_int8_ir_passes_verify_on_the_real_faces(reports):
     report = reports["int8"]
     assert report.images == 7 and report.precision == "int8-nncf"
@@ -74,6 +79,7 @@ def _weight_type(conv) -> str:
     return node.get_element_type().get_type_name()
 
 
+@pytest.mark.slow  # the export fixture: FP32 + INT8 ONNX, both IRs, NNCF and verify (a minute)
 def test_int8_ir_keeps_the_stem_float_and_the_rest_int8(exported):
     model = openvino.Core().read_model(str(exported["int8"]))
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
@@ -87,6 +93,7 @@ def test_int8_ir_keeps_the_stem_float_and_the_rest_int8(exported):
     assert meta.extra["calibration"]["images"] == 7 and meta.extra["calibration"]["quantize_stem"] is False
 
 
+@pytest.mark.slow  # the export fixture: FP32 + INT8 ONNX, both IRs, NNCF and verify (a minute)
 def test_parse_runs_the_int8_ir_and_names_the_engine(exported, face_paths, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
