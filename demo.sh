@@ -20,6 +20,11 @@ ticking() {  # ticking COMMAND...: run it, printing the time spent every 10 s
     return "$rc"
 }
 
+pip_install() {  # pip install, without the one warning per package that a pip configuration
+    # naming absent package folders (find-links) prints; pip's other messages pass through
+    python -m pip install "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 [ -d .venv ] || python3 -m venv .venv
 . .venv/bin/activate
 stamp=.venv/.dmlcsr-demo-install
@@ -27,10 +32,10 @@ wanted=$( (cat setup.cfg pyproject.toml; echo "$TORCH_PIN") | sha256sum | cut -d
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! command -v dmlcsr-demo >/dev/null; then
     echo "== installing dmlcsr[export,test] and CPU PyTorch into .venv"
     start=$SECONDS
-    ticking python -m pip install -q --upgrade pip
+    ticking pip_install -q --upgrade pip
     # setuptools prints a notice on every editable install of this layout (a meta path
     # finder maps export/ and runtime/ into the package); it warns of nothing
-    PYTHONWARNINGS="ignore:Editable installation" ticking python -m pip install -q "$TORCH_PIN" -e ".[export,test]"
+    PYTHONWARNINGS="ignore:Editable installation" ticking pip_install -q "$TORCH_PIN" -e ".[export,test]"
     echo "$wanted" > "$stamp"
     echo "   installed ($((SECONDS - start)) s)"
 else
