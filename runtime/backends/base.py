@@ -110,10 +110,14 @@ class Backend(ABC):
     _inputs: list[TensorSpec]
     _outputs: list[TensorSpec]
 
+    #: the library a backend needs, and how to install it (what is_available checks and says)
+    library: str = ""
+    install_hint: str = ""
+
     @classmethod
-    @abstractmethod
     def is_available(cls) -> Availability:
         """Whether this backend's library is importable here (cheap: nothing is loaded)."""
+        return module_availability(cls.library, cls.install_hint)
 
     @property
     def inputs(self) -> list[TensorSpec]:

@@ -10,12 +10,10 @@ from dmlcsr.core.metadata import METADATA_KEY, ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.backends.base import (
     DEFAULT_OPTIONS,
-    Availability,
     Backend,
     BackendOptions,
     TensorSpec,
     first_line,
-    module_availability,
 )
 
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -41,10 +39,8 @@ class OnnxRuntimeBackend(Backend):
     """An onnxruntime.InferenceSession over one .onnx file."""
 
     engine = "onnxruntime"
-
-    @classmethod
-    def is_available(cls) -> Availability:
-        return module_availability("onnxruntime", "pip install onnxruntime (or 'dmlcsr[gpu]' for CUDA)")
+    library = "onnxruntime"
+    install_hint = "pip install onnxruntime (or 'dmlcsr[gpu]' for CUDA)"
 
     def __init__(self, path: str | Path, options: BackendOptions = DEFAULT_OPTIONS) -> None:
         try:

@@ -29,12 +29,10 @@ from dmlcsr.core.metadata import METADATA_KEY, ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.backends.base import (
     DEFAULT_OPTIONS,
-    Availability,
     Backend,
     BackendOptions,
     TensorSpec,
     first_line,
-    module_availability,
 )
 
 INSTALL_HINT = "pip install 'dmlcsr[openvino]'"
@@ -70,10 +68,8 @@ class OpenVinoBackend(Backend):
     """One model compiled for OpenVINO's CPU plugin, with a pool of infer requests."""
 
     engine = "openvino"
-
-    @classmethod
-    def is_available(cls) -> Availability:
-        return module_availability("openvino", INSTALL_HINT)
+    library = "openvino"
+    install_hint = INSTALL_HINT
 
     def __init__(self, path: str | Path, options: BackendOptions = DEFAULT_OPTIONS) -> None:
         self.path = path = Path(path)

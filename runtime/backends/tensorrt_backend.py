@@ -27,11 +27,9 @@ from dmlcsr.core.metadata import ModelMetadata
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.runtime.backends.base import (
     DEFAULT_OPTIONS,
-    Availability,
     Backend,
     BackendOptions,
     TensorSpec,
-    module_availability,
 )
 
 REBUILD_HINT = "rebuild the engine on this GPU with dmlcsr-export (or run the .onnx model instead)"
@@ -158,12 +156,9 @@ class TensorRTBackend(Backend):
     """One deserialised engine with its execution context, stream and buffers."""
 
     engine = "tensorrt"
+    library = "tensorrt"
+    install_hint = "pip install 'dmlcsr[trt]' on a machine with an NVIDIA GPU, or run the .onnx model"
     device = "cuda"
-
-    @classmethod
-    def is_available(cls) -> Availability:
-        return module_availability("tensorrt", "pip install 'dmlcsr[trt]' on a machine with an NVIDIA GPU, or run "
-                                               "the .onnx model")
 
     def __init__(self, path: str | Path, options: BackendOptions = DEFAULT_OPTIONS) -> None:
         self.path, self.options = Path(path), options
