@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from dmlcsr.benchmarks.harness import Schedule
+from dmlcsr.core.geometry import INPUT_SIZE
 from dmlcsr.errors import DmlcsrError
 
 QUICK = Schedule(warmup=1, iterations=3)
@@ -138,7 +139,7 @@ def main() -> None:
               help="Backends to time (default: all; see --list-backends). Missing ones are skipped with the reason.")
 @click.option("--batch-sizes", default=None, metavar="1,2,...",
               help="Batch sizes for the throughput table [default: 1,2 on CPU backends, 1,8,32 on GPU ones].")
-@click.option("--input-size", default=473, show_default=True, help="Square input side (the paper's is 473).")
+@click.option("--input-size", default=INPUT_SIZE[0], show_default=True, help="Square input side (the paper's is 473).")
 @click.option("--num-classes", default=19, show_default=True, help="19 = CelebAMask-HQ, 11 = LaPa/Helen.")
 @click.option("--warmup", default=2, show_default=True, help="Untimed rounds first (ignored with --quick).")
 @click.option("--iterations", default=10, show_default=True, help="At least this many timed rounds.")

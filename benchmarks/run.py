@@ -19,6 +19,7 @@ from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
 from dmlcsr.benchmarks.registry import select_targets
 from dmlcsr.benchmarks.report import LATENCY, new_report
 from dmlcsr.benchmarks.targets import BenchContext, Target, example_batch
+from dmlcsr.core.geometry import INPUT_SIZE
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.size_report import PAPER_FIGURES
 
@@ -29,7 +30,7 @@ DEFAULT_BATCHES = {"cpu": (1, 2), "cuda": (1, 8, 32)}
 class BenchSettings:
     """Everything that decides what is measured (recorded in the JSON as is)."""
 
-    input_size: int = 473
+    input_size: int = INPUT_SIZE[0]  # a square side
     num_classes: int = 19
     targets: list[str] | None = None
     batch_sizes: tuple[int, ...] | None = None

@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from dmlcsr.core.geometry import INPUT_SIZE
+
 #: the demo model is exported at the paper's input size, so its frames cost what DML-CSR's do
-DEMO_INPUT_SIZE = 473
+DEMO_INPUT_SIZE = INPUT_SIZE[0]
 
 
 @dataclass
