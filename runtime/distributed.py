@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Iterable
@@ -32,12 +31,11 @@ from tqdm import tqdm
 
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.image_outputs import ImageOutputs, label_group
-from dmlcsr.runtime.images import load_image
 from dmlcsr.runtime.jobs import LABEL_LEGEND, Job
 from dmlcsr.runtime.labellers import FaceMode
 from dmlcsr.runtime.manifest import FAILED, MANIFEST, OK, Entry, ManifestWriter, read_manifest
-from dmlcsr.runtime.output_files import write_atomic, write_group
-from dmlcsr.runtime.remote_files import is_uri, read_uri
+from dmlcsr.runtime.output_files import remove_stale_temporaries, write_atomic, write_group
+from dmlcsr.runtime.remote_files import is_uri
 from dmlcsr.runtime.skips import Skips
 
 RAY_INSTALL = 'pip install "dmlcsr[ray]"'
@@ -162,17 +160,12 @@ class ParseActor:
         """label_group, with anything it does not catch itself (an engine's own error) turned
         into a skip of the one image at fault: a bad image never ends the run."""
         try:
-            return label_group(self.labeller, group, self.overlay, skips, read_any)
+            return label_group(self.labeller, group, self.overlay, skips)
         except Exception as exc:  # noqa: BLE001 - reported per image below, never fatal
             if len(group) == 1:
                 skips.add_error(group[0].source, exc)  # "unexpected <type> (...)" unless a DmlcsrError
                 return []
         return [outputs for job in group for outputs in self._label([job], skips)]
-
-
-def read_any(job: Job, max_pixels: int) -> np.ndarray:
-    """A job's image from its URI (through pyarrow) or its path, decoded the same way."""
-    return read_uri(job.uri, max_pixels) if job.uri else load_image(job.source, max_pixels)
 
 
 #: a row status that means the actor could not open the model (or detector): not the image's fault
@@ -273,35 +266,6 @@ def quiet_ray_data(ray: Any) -> None:
 class _BarsOffNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Progress bars disabled")
-
-
-def remove_stale_temporaries(out: Path) -> int:
-    """Delete the temporary files (output_files.temporary_name) a killed run left under ``out``:
-    those of processes on this machine that no longer run. Returns how many went."""
-    removed = 0
-    for folder, _, names in os.walk(out):
-        for name in names:
-            match = TEMPORARY.fullmatch(name)
-            if match and not _running(int(match[1])):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                    removed += 1
-                except OSError:
-                    pass
-    return removed
-
-
-TEMPORARY = re.compile(r"\.dmlcsr-(\d+)-[0-9a-f]{8}(\.\w{1,16})?")
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: running
-        return True
-    return True
 
 
 def run_on_ray(jobs: list[Job], out: Path, spec: ActorSpec, options: RayOptions) -> RaySummary:

@@ -9,7 +9,7 @@ counted skip of that one image, never of its group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +22,7 @@ from dmlcsr.runtime.images import load_image
 from dmlcsr.runtime.jobs import Job
 from dmlcsr.runtime.labellers import Labelled
 from dmlcsr.runtime.parser import FaceParser
+from dmlcsr.runtime.remote_files import read_uri
 from dmlcsr.runtime.skips import UNFORESEEN, Skips
 from dmlcsr.runtime.visualize import encode_image
 
@@ -60,18 +61,18 @@ class ImageOutputs:
 
 
 def read_job(job: Job, max_pixels: int) -> np.ndarray:
-    """The default reader: the job's file, decoded as FaceParser reads every image."""
-    return load_image(job.source, max_pixels)
+    """The job's image from its URI (through pyarrow, dmlcsr-parse --ray) or its file,
+    decoded as FaceParser reads every image."""
+    return read_uri(job.uri, max_pixels) if job.uri else load_image(job.source, max_pixels)
 
 
-def label_group(labeller: Labeller, group: Sequence[Job], with_overlay: bool, skips: Skips,
-                read: Callable[[Job, int], np.ndarray] = read_job) -> list[ImageOutputs]:
+def label_group(labeller: Labeller, group: Sequence[Job], with_overlay: bool, skips: Skips) -> list[ImageOutputs]:
     """Decode, label and encode one group of image jobs (``labeller.images_per_call`` per
     backend call); a job that fails is recorded in ``skips`` and left out of the result."""
     ready: list[tuple[Job, np.ndarray]] = []
     for job in group:
         with skips.guard(job.source):
-            ready.append((job, read(job, labeller.parser.max_pixels)))
+            ready.append((job, read_job(job, labeller.parser.max_pixels)))
     labels = label_or_skip(labeller, [image for _, image in ready], [job.source.name for job, _ in ready],
                            [job.source for job, _ in ready], skips)
     results = []

@@ -8,6 +8,7 @@ temporary name lives in the destination folder and not in /tmp.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,6 +53,36 @@ def temporary_name(path: Path) -> Path:
     """A short hidden name in ``path``'s folder (a long output name plus a tag would
     overflow the file system's 255-byte limit), with ``path``'s suffix."""
     return path.with_name(f".dmlcsr-{os.getpid()}-{secrets.token_hex(4)}{path.suffix[:16]}")
+
+
+#: what temporary_name makes: the writing process's id, 8 hex digits, the suffix
+TEMPORARY = re.compile(r"\.dmlcsr-(\d+)-[0-9a-f]{8}(\.\w{1,16})?")
+
+
+def remove_stale_temporaries(out: Path) -> int:
+    """Delete the temporary files (temporary_name) that killed runs left anywhere under ``out``:
+    those of processes on this machine that no longer run. Returns how many went."""
+    removed = 0
+    for folder, _, names in os.walk(out):
+        for name in names:
+            match = TEMPORARY.fullmatch(name)
+            if match and not _running(int(match[1])):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: running
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:
