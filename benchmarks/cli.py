@@ -41,6 +41,10 @@ Examples:
   dmlcsr-bench ray --model demo-473.onnx --model small.onnx     # 40 images: alone, Ray 1 and 2 actors
   dmlcsr-bench ray --model small.onnx --images 40,200 --rounds 3 --tag toy  # + marginal s/image, start-up
 """
+CPP_EXAMPLES = """\b
+Examples:
+  dmlcsr-bench cpp --model demo-fp32.onnx --model demo-int8.xml   # C++ and Python, same OpenVINO
+"""
 SECTIONS_EPILOG = """\b
 Examples:
   dmlcsr-bench --quick                          # latency: DML-CSR vs EAGRNet, every backend here
@@ -49,6 +53,7 @@ Examples:
   dmlcsr-bench overhead --model demo-fp32.onnx  # runtime import time, pre+post share of a frame
   dmlcsr-bench photo --model demo-fp32.onnx     # detect / parse / composite on a photo of six
   dmlcsr-bench ray --model demo-fp32.onnx       # images/s alone and on Ray actors (needs dmlcsr[ray])
+  dmlcsr-bench cpp --model demo-fp32.onnx       # the C++ runtime (runtime/cpp) against FaceParser
   dmlcsr-bench photo --help                     # a section's own options and examples
 
 Each section writes OUT/<date>_<device>[_<section>][_quick][_<tag>].json (--out, default: the
@@ -260,6 +265,29 @@ def ray(models: tuple[Path, ...], images: str, actors: str, rounds: int, out: Pa
         settings = RaySettings(list(models), parse_ints(images, "--images"), parse_ints(actors, "--actors"), tag,
                                rounds)
         return run_ray_bench(settings, log=lambda message: click.echo(message, err=True))
+
+    write_section(measure, out)
+
+
+@main.command(context_settings=CONTEXT, epilog=CPP_EXAMPLES,
+              short_help="The C++ runtime against FaceParser: ms per stage on the same engine.")
+@click.option("--model", "models", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Exported DML-CSR to time (repeatable): .onnx or OpenVINO .xml.")
+@click.option("--binary", type=click.Path(dir_okay=False, path_type=Path), default=Path("build/cpp/dmlcsr_parse"),
+              show_default=True, help="The built dmlcsr_parse (docs/cpp.md).")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed parses per photo after one warm-up (medians are reported).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="OpenVINO CPU threads [default: its own].")
+@output_options
+def cpp(models: tuple[Path, ...], binary: Path, repeats: int, threads: int | None, out: Path, tag: str) -> None:
+    """dmlcsr_parse --bench and FaceParser on OpenVINO, per example photo: pre, inference and
+    post ms, and how many label pixels agree."""
+    from dmlcsr.benchmarks.cpp_latency import CppSettings, run_cpp_bench
+
+    def measure() -> dict:
+        settings = CppSettings(list(models), binary, repeats, threads, tag)
+        return run_cpp_bench(settings, log=lambda message: click.echo(message, err=True))
 
     write_section(measure, out)
 

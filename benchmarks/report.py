@@ -16,7 +16,7 @@ from dmlcsr.runtime.output_files import write_atomic
 SCHEMA_VERSION = 1
 TOOL = "dmlcsr-bench"
 #: the sections of dmlcsr-bench; results written before sections existed are latency ones
-LATENCY, OVERHEAD, PHOTO, RAY = "latency", "overhead", "photo", "ray"
+LATENCY, OVERHEAD, PHOTO, RAY, CPP = "latency", "overhead", "photo", "ray", "cpp"
 
 
 def section_of(report: dict) -> str:

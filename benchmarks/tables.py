@@ -5,7 +5,7 @@ time, pre+post share per photo) and the photo's stages."""
 from __future__ import annotations
 
 from dmlcsr.benchmarks.paper import DMLCSR, EAGRNET, PAPER_MS, PAPER_RATIO
-from dmlcsr.benchmarks.report import LATENCY, OVERHEAD, PHOTO, RAY, header, section_of
+from dmlcsr.benchmarks.report import CPP, LATENCY, OVERHEAD, PHOTO, RAY, header, section_of
 
 
 def latency_header(report: dict) -> list[str]:
@@ -154,7 +154,20 @@ def ray_table(report: dict) -> list[str]:
     return lines
 
 
-SECTION_TABLES = {LATENCY: latency_tables, OVERHEAD: overhead_table, PHOTO: photo_table, RAY: ray_table}
+def cpp_table(report: dict) -> list[str]:
+    """Per model, C++ dmlcsr_parse and Python FaceParser on the same engine: the median over
+    the photos of each photo's median ms per stage."""
+    lines = ["| model | runtime | pre ms | infer ms | post ms | end-to-end ms |", "|---|---|---|---|---|---|"]
+    for entry in report["models"]:
+        for side, name in (("cpp", "C++ dmlcsr_parse"), ("python", "Python FaceParser")):
+            m = entry["median"][side]
+            lines.append(f"| {entry['model']} | {name} | {m['pre_ms']} | {m['infer_ms']} | {m['post_ms']} | "
+                         f"{m['total_ms']} |")
+    return lines
+
+
+SECTION_TABLES = {LATENCY: latency_tables, OVERHEAD: overhead_table, PHOTO: photo_table, RAY: ray_table,
+                  CPP: cpp_table}
 
 
 def format_report(report: dict) -> str:

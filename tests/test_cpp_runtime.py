@@ -204,3 +204,24 @@ def test_metadata_is_strict_json_even_with_non_finite_extras(cpp_parse, photo, t
     assert data["extra"] == {"nan": "NaN", "deep": [{"inf": "Infinity", "ninf": "-Infinity"}]}
     model = toy_parsing_onnx(tmp_path / "toy.onnx", metadata=meta)
     assert run(cpp_parse, model, photo, tmp_path / "out.png").returncode == 0
+
+
+# ---- the latency bench, a dmlcsr-bench section ----------------------------------------------
+
+def test_bench_section_times_both_runtimes_and_writes_the_shared_report(cpp_parse, toy, tmp_path):
+    from click.testing import CliRunner
+
+    from dmlcsr.benchmarks.cli import main as bench_main
+
+    result = CliRunner().invoke(bench_main, ["cpp", "--model", str(toy), "--binary", str(cpp_parse), "--repeats",
+                                             "1", "--out", str(tmp_path), "--tag", "toy"])
+    assert result.exit_code == 0, result.output
+    (written,) = tmp_path.glob("*_cpp_toy.json")
+    report = json.loads(written.read_text())
+    assert report["tool"] == "dmlcsr-bench" and report["section"] == "cpp"
+    (entry,) = report["models"]
+    assert len(entry["photos"]) == 7 and all(photo["agreement"] == 1.0 for photo in entry["photos"])
+    assert set(entry["median"]) == {"cpp", "python"} and "| toy.onnx | C++ dmlcsr_parse |" in result.output
+    missing = CliRunner().invoke(bench_main, ["cpp", "--model", str(toy), "--binary", str(tmp_path / "none"),
+                                              "--out", str(tmp_path / "other")])
+    assert missing.exit_code == 2 and "is not built" in missing.output and not (tmp_path / "other").exists()
