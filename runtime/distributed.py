@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dmlcsr.core.validation import finite_number
 from dmlcsr.errors import DmlcsrError, DmlcsrWarning
 from dmlcsr.runtime.image_outputs import ImageOutputs, label_group
 from dmlcsr.runtime.jobs import LABEL_LEGEND, Job
@@ -71,6 +72,11 @@ class RayOptions:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     retry_failed: bool = False
+
+    def __post_init__(self) -> None:  # NaN and infinity pass click's FloatRange
+        if not finite_number(self.cpus_per_actor, "--cpus-per-actor", minimum=0.0) > 0:
+            raise DmlcsrError(f"--cpus-per-actor is {self.cpus_per_actor!r}; it must be above 0")
+        finite_number(self.gpus_per_actor, "--gpus-per-actor", minimum=0.0)
 
 
 @dataclass

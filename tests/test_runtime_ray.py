@@ -161,6 +161,26 @@ def test_ray_options_without_ray_are_refused(toy, photos, tmp_path, extra, messa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["a.jpg", "--gpus-per-actor", "nan"], "--gpus-per-actor is nan; pass a finite number"),
+    (["a.jpg", "--cpus-per-actor", "inf"], "--cpus-per-actor is inf; pass a finite number"),
+    (["--list", "none.txt"], "cannot read the --list file none.txt"),
+    (["--list", "."], "cannot read the --list file ."),
+    (["foo://bucket/photo.jpg"], "cannot open foo://bucket/photo.jpg"),
+    (["file:///nowhere/photo.jpg"], "input not found: file:///nowhere/photo.jpg"),
+    (["out/manifest.jsonl"], "is the run's manifest, not an image"),
+])
+def test_bad_ray_inputs_are_one_line_before_ray_starts(toy, tmp_path, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / MANIFEST).write_text("{}\n")
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((64, 64, 3), 128, np.uint8))
+    result = CliRunner().invoke(main, [str(toy), *extra, "--faces", "whole", "--out", "out", "--ray"])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [MANIFEST]  # nothing written
+
+
 def test_videos_are_refused_with_ray(toy, tmp_path):
     clip = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (64, 48))
