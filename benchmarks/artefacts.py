@@ -9,12 +9,13 @@ from pathlib import Path
 
 from dmlcsr.benchmarks.models import BenchModel
 from dmlcsr.benchmarks.targets import BenchContext
+from dmlcsr.core.geometry import size_text
 from dmlcsr.errors import DmlcsrError
 
 
 def artefact_path(model: BenchModel, ctx: BenchContext, kind: str, suffix: str = ".onnx") -> Path:
     slug = model.name.lower().replace("-", "")
-    return ctx.work_dir / f"{slug}-{model.num_classes}c-{ctx.input_size}px-{kind}{suffix}"
+    return ctx.work_dir / f"{slug}-{model.num_classes}c-{size_text(ctx.input_size)}px-{kind}{suffix}"
 
 
 def reusable(path: Path, model: BenchModel) -> bool:

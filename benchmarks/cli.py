@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from dmlcsr.benchmarks.harness import Schedule
-from dmlcsr.core.geometry import INPUT_SIZE
+from dmlcsr.cli_options import device_option, input_size_option, threads_option
 from dmlcsr.errors import DmlcsrError
 
 QUICK = Schedule(warmup=1, iterations=3)
@@ -102,9 +102,8 @@ def runtime_options(command: Callable) -> Callable:
                           "torch]."),
         click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
                      help="Timed runs per photo (medians are reported)."),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto, as dmlcsr-parse."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="CPU threads for the runtime [default: the backend's]."),
+        device_option("As dmlcsr-parse: auto takes TensorRT/CUDA when present.", default="cpu"),
+        threads_option("CPU threads for the runtime [default: the backend's]."),
     ]):
         command = option(command)
     return command
@@ -144,7 +143,7 @@ def main() -> None:
               help="Backends to time (default: all; see --list-backends). Missing ones are skipped with the reason.")
 @click.option("--batch-sizes", default=None, metavar="1,2,...",
               help="Batch sizes for the throughput table [default: 1,2 on CPU backends, 1,8,32 on GPU ones].")
-@click.option("--input-size", default=INPUT_SIZE[0], show_default=True, help="Square input side (the paper's is 473).")
+@input_size_option("Network input H,W, or one number for a square (the paper's is 473).")
 @click.option("--num-classes", default=19, show_default=True, help="19 = CelebAMask-HQ, 11 = LaPa/Helen.")
 @click.option("--warmup", default=2, show_default=True, help="Untimed rounds first (ignored with --quick).")
 @click.option("--iterations", default=10, show_default=True, help="At least this many timed rounds.")
@@ -160,7 +159,7 @@ def main() -> None:
               help="Time a real DML-CSR checkpoint instead of seeded random weights (same speed).")
 @click.option("--eagrnet-ckpt", type=click.Path(path_type=Path), default=None,
               help="An official EAGRNet checkpoint instead of seeded random weights.")
-@click.option("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime [default: theirs].")
+@threads_option("CPU threads for torch and ONNX Runtime [default: theirs].")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path(".dmlcsr-bench"), show_default=True,
               help="Where exported ONNX files and engines go (reused when the weights match).")
 @output_options
@@ -168,7 +167,7 @@ def main() -> None:
               help="Compare every CPU engine timed: speed-up over ort-cpu-fp32 and label agreement with PyTorch "
                    "on the example photos (DML-CSR then runs the demo checkpoint unless --dmlcsr-ckpt is given).")
 @click.option("--list-backends", is_flag=True, help="List the backends and exit.")
-def latency(quick: bool, backends: str | None, batch_sizes: str | None, input_size: int, num_classes: int,
+def latency(quick: bool, backends: str | None, batch_sizes: str | None, input_size: tuple[int, int], num_classes: int,
             warmup: int, iterations: int, min_seconds: float, modules: bool, end_to_end: bool, photo: Path | None,
             dmlcsr_ckpt: Path | None, eagrnet_ckpt: Path | None, threads: int | None, work_dir: Path, out: Path,
             tag: str, cpu_summary: bool, list_backends: bool) -> None:
@@ -187,10 +186,11 @@ def latency(quick: bool, backends: str | None, batch_sizes: str | None, input_si
 
     def measure() -> dict:
         from dmlcsr.benchmarks.run import BenchSettings, run_bench
+        from dmlcsr.export.onnx_export import MIN_INPUT_SIZE
 
-        if input_size < 64:
-            raise DmlcsrError(f"--input-size {input_size} is too small for the stride-8 backbones; use 473 (the "
-                              "paper's) or at least 64")
+        if min(input_size) < MIN_INPUT_SIZE:
+            raise DmlcsrError(f"--input-size {input_size[0]},{input_size[1]} is too small for the stride-8 backbones; "
+                              f"use 473 (the paper's) or at least {MIN_INPUT_SIZE} a side")
         settings = BenchSettings(
             input_size=input_size, num_classes=num_classes,
             targets=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
@@ -278,7 +278,7 @@ def ray(models: tuple[Path, ...], images: str, actors: str, rounds: int, out: Pa
               show_default=True, help="The built dmlcsr_parse (docs/cpp.md).")
 @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed parses per photo after one warm-up (medians are reported).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="OpenVINO CPU threads [default: its own].")
+@threads_option("OpenVINO CPU threads [default: its own].")
 @output_options
 def cpp(models: tuple[Path, ...], binary: Path, repeats: int, threads: int | None, out: Path, tag: str) -> None:
     """dmlcsr_parse --bench and FaceParser on OpenVINO, per example photo: pre, inference and

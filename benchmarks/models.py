@@ -42,7 +42,7 @@ class BenchModel:
         return LogitsOnly(self.network) if isinstance(self.network, EAGRNet) else self.network
 
 
-def load_models(num_classes: int, input_size: int, dmlcsr_ckpt: Path | None = None,
+def load_models(num_classes: int, input_size: tuple[int, int], dmlcsr_ckpt: Path | None = None,
                 eagrnet_ckpt: Path | None = None, seed: int = 0) -> list[BenchModel]:
     """Both networks, from checkpoints when given, else seeded random weights (latency does
     not depend on the weights' values; pass the demo checkpoint as ``dmlcsr_ckpt`` where

@@ -24,7 +24,7 @@ def plot_report(report: dict, path: Path) -> Path:
     if modules:
         parts_panel(axes[0][1], *modules)
     fig.suptitle(f"dmlcsr-bench on {device_label(report['environment'])}, "
-                 f"{report['settings']['input_size']}x{report['settings']['input_size']}", fontsize=11)
+                 "x".join(str(side) for side in report["settings"]["input_size"]), fontsize=11)
     fig.tight_layout()
     with atomic_target(path) as partial:
         fig.savefig(partial, dpi=110)

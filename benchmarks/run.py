@@ -30,7 +30,7 @@ DEFAULT_BATCHES = {"cpu": (1, 2), "cuda": (1, 8, 32)}
 class BenchSettings:
     """Everything that decides what is measured (recorded in the JSON as is)."""
 
-    input_size: int = INPUT_SIZE[0]  # a square side
+    input_size: tuple[int, int] = INPUT_SIZE
     num_classes: int = 19
     targets: list[str] | None = None
     batch_sizes: tuple[int, ...] | None = None
@@ -92,7 +92,7 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = print) -> di
         from dmlcsr.export.artefacts import make_demo_checkpoint
 
         dmlcsr_ckpt = make_demo_checkpoint(settings.work_dir, settings.input_size, log, settings.num_classes)
-    log(f"building both networks at {settings.input_size}x{settings.input_size} (FLOPs counted on one forward)")
+    log(f"building both networks at {settings.input_size[0]}x{settings.input_size[1]} (FLOPs counted on one forward)")
     models = load_models(settings.num_classes, settings.input_size, dmlcsr_ckpt, settings.eagrnet_ckpt)
     ctx = BenchContext(settings.input_size, settings.work_dir, environment["cpu"], settings.threads)
     results, skipped = [], []

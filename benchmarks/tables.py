@@ -10,8 +10,8 @@ from dmlcsr.benchmarks.report import CPP, LATENCY, OVERHEAD, PHOTO, RAY, header,
 
 def latency_header(report: dict) -> list[str]:
     env, settings = report["environment"], report["settings"]
-    size = settings["input_size"]
-    lines = [f"input 1x3x{size}x{size}, {settings['num_classes']} classes, torch threads {env['torch_threads']}"]
+    height, width = settings["input_size"]
+    lines = [f"input 1x3x{height}x{width}, {settings['num_classes']} classes, torch threads {env['torch_threads']}"]
     for name, model in report["models"].items():
         lines.append(f"{name:8} {model['params'] / 1e6:6.2f} M params, {model['gflops']:6.1f} GFLOP "
                      f"(paper {model['paper_params_m']:.2f} M / {model['paper_gflops']:.2f} G), weights "

@@ -20,19 +20,19 @@ from dmlcsr.benchmarks.harness import Clock, host_clock
 from dmlcsr.benchmarks.models import BenchModel
 
 
-def example_batch(batch: int, input_size: int, seed: int = 0) -> np.ndarray:
-    """A fixed float32 N x 3 x S x S batch, normalised-image-like (zero mean, unit std)."""
+def example_batch(batch: int, input_size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A fixed float32 N x 3 x H x W batch, normalised-image-like (zero mean, unit std)."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, 3, input_size, input_size), dtype=np.float32)
+    return rng.standard_normal((batch, 3, *input_size), dtype=np.float32)
 
 
 @dataclass
 class BenchContext:
     """What every target may need: input size, a folder for exported artefacts (reused
     between runs), the CPU's description, a thread cap and the INT8 calibration inputs
-    (3 x S x S arrays, loaded when first needed)."""
+    (3 x H x W arrays, loaded when first needed)."""
 
-    input_size: int
+    input_size: tuple[int, int]
     work_dir: Path
     cpu: dict
     threads: int | None = None

@@ -49,13 +49,7 @@ class InputSize(click.ParamType):
 
 def input_size_option(help_text: str = "Network input H,W (one number: a square).",
                       default: tuple[int, int] | None = INPUT_SIZE) -> Decorator:
-    return click.option("--input-size", type=InputSize(), default=default, show_default=default is not None,
+    shown = None if default is None else f"{default[0]},{default[1]}"  # as typed, not "(473, 473)"
+    return click.option("--input-size", type=InputSize(), default=shown, show_default=default is not None,
                         help=help_text)
 
-
-def square_side(size: tuple[int, int], what: str = "--input-size") -> int:
-    """The side of a square input size, for the exporters that build square models only."""
-    if size[0] != size[1]:
-        raise click.BadParameter(f"{size[0]},{size[1]}: this command builds square inputs; give one number",
-                                 param_hint=what)
-    return size[0]

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from dmlcsr.core.geometry import INPUT_SIZE
 from dmlcsr.core.pipeline import crop_for, preprocess
 from dmlcsr.networks.abn import InPlaceABN
 from dmlcsr.networks.bottleneck import Bottleneck
@@ -270,7 +271,7 @@ def _fit_head(model: DML_CSR, inputs: HeadInputs, targets: torch.Tensor, steps: 
     model.layer6.zero_grad(set_to_none=True)
 
 
-def make_demo_model(num_classes: int = 19, seed: int = 0, input_size: int = 321,
+def make_demo_model(num_classes: int = 19, seed: int = 0, input_size: tuple[int, int] = INPUT_SIZE,
                     image_paths: Sequence[Path] | None = None, gate: float = 0.5,
                     residual_scale: float = RESIDUAL_SCALE, fit_steps: int = FIT_STEPS,
                     fit_pixels: int = FIT_PIXELS, progress: bool = False) -> DML_CSR:
@@ -289,7 +290,7 @@ def make_demo_model(num_classes: int = 19, seed: int = 0, input_size: int = 321,
         for block in model.modules():
             if isinstance(block, Bottleneck):
                 block.bn3.weight.mul_(residual_scale)
-    images = preprocess_whole_images(image_paths or example_face_paths(), (input_size, input_size))
+    images = preprocess_whole_images(image_paths or example_face_paths(), input_size)
     inputs = _norms_and_head_inputs(model, images, progress)
     _redraw_classifier(model, inputs.features, generator, sharpness=0.01)
     if fit_steps:

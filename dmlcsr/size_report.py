@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dmlcsr.cli_options import input_size_option, square_side
+from dmlcsr.cli_options import input_size_option
 from dmlcsr.core.geometry import INPUT_SIZE
 
 PAPER_FIGURES = {"DML-CSR": (59.67, 48.54), "EAGRNet": (66.72, 51.63)}  # M params, G "FLOPs"
@@ -27,7 +27,7 @@ class SizeRow:
     name: str
     params_m: float
     gflops: float
-    input_size: int
+    input_size: tuple[int, int]
 
     @property
     def gmacs(self) -> float:
@@ -39,15 +39,15 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: nn.Module, input_size: int = INPUT_SIZE[0], batch: int = 1) -> float:
-    """FLOPs (2 per multiply-add) of one eval forward at batch x 3 x size x size."""
+def count_flops(model: nn.Module, input_size: tuple[int, int] = INPUT_SIZE, batch: int = 1) -> float:
+    """FLOPs (2 per multiply-add) of one eval forward at batch x 3 x H x W."""
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(batch, 3, input_size, input_size))
+        model(torch.zeros(batch, 3, *input_size))
     return float(counter.get_total_flops())
 
 
-def measure(name: str, model: nn.Module, input_size: int = INPUT_SIZE[0]) -> SizeRow:
+def measure(name: str, model: nn.Module, input_size: tuple[int, int] = INPUT_SIZE) -> SizeRow:
     """Size of one build; the forward runs once on zeros, on the CPU."""
     return SizeRow(name, count_parameters(model) / 1e6, count_flops(model, input_size) / 1e9, input_size)
 
@@ -78,21 +78,20 @@ def format_table(rows: list[SizeRow]) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--num-classes", default=19, show_default=True, help="19 = CelebAMask-HQ, 11 = LaPa/Helen.")
-@input_size_option("Square input side in pixels (one number).")
+@input_size_option("Input H,W in pixels, or one number for a square.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def main(num_classes: int, input_size: tuple[int, int], as_json: bool) -> None:
     """Report parameters and FLOPs of DML-CSR (deploy and training builds) and EAGRNet.
 
     Example: dmlcsr-size --num-classes 11
     """
-    side = square_side(input_size)
-    rows = [measure(name, model, side) for name, model in default_builds(num_classes)]
+    rows = [measure(name, model, input_size) for name, model in default_builds(num_classes)]
     if as_json:
         import json
 
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
     else:
-        click.echo(f"at 1x3x{side}x{side}, {num_classes} classes")
+        click.echo(f"at 1x3x{input_size[0]}x{input_size[1]}, {num_classes} classes")
         click.echo(format_table(rows))
 
 

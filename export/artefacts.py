@@ -17,14 +17,9 @@ import torch
 import dmlcsr
 from dmlcsr.cache import CachedFile, cached_file, place
 from dmlcsr.checkpoint import load_dml_csr
+from dmlcsr.core.geometry import INPUT_SIZE, size_text
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.export.onnx_export import (
-    DEFAULT_INPUT_SIZE,
-    DEFAULT_OPSET,
-    check_writable_dir,
-    deploy_metadata,
-    export_onnx,
-)
+from dmlcsr.export.onnx_export import DEFAULT_OPSET, check_writable_dir, deploy_metadata, export_onnx
 from dmlcsr.export.quantize import DEFAULT_PERCENTILE, load_calibration_inputs
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile, import_tensorrt
 
@@ -62,7 +57,7 @@ class ExportOptions:
     int8_stem: bool = False
     calib_limit: int | None = None
     batch: BatchProfile = field(default_factory=lambda: BatchProfile(1, 4, 8))
-    input_size: int = DEFAULT_INPUT_SIZE
+    input_size: tuple[int, int] = INPUT_SIZE
     opset: int = DEFAULT_OPSET
     engines: tuple[str, ...] = ()
     workspace_mib: int = 4096
@@ -118,7 +113,7 @@ def _check_options(options: ExportOptions) -> None:
             import_nncf()
 
 
-def demo_checkpoint_cached(num_classes: int, input_size: int, progress: bool = False,
+def demo_checkpoint_cached(num_classes: int, input_size: tuple[int, int], progress: bool = False,
                            use_cache: bool = True) -> CachedFile:
     """The built-in demo model's checkpoint in the user cache (dmlcsr.cache), built there
     when missing. Its name holds what changes its weights: toolkit version, class count,
@@ -130,16 +125,17 @@ def demo_checkpoint_cached(num_classes: int, input_size: int, progress: bool = F
         model = make_demo_model(num_classes, seed=0, input_size=input_size, progress=progress)
         torch.save(model.state_dict(), partial)
 
-    name = f"demo-dmlcsr-{dmlcsr.__version__}-{num_classes}c-{input_size}px-{recipe_fingerprint()}.pth"
+    name = f"demo-dmlcsr-{dmlcsr.__version__}-{num_classes}c-{size_text(input_size)}px-{recipe_fingerprint()}.pth"
     return cached_file(name, build, enabled=use_cache)
 
 
-def make_demo_checkpoint(out: Path, input_size: int, log: Callable[[str], None], num_classes: int = 19) -> Path:
+def make_demo_checkpoint(out: Path, input_size: tuple[int, int], log: Callable[[str], None],
+                         num_classes: int = 19) -> Path:
     """Save the built-in demo model (seeded, fitted to the example photos; its labels mean
     nothing) as a checkpoint, so every artefact traces back to a real file and its sha256.
     A checkpoint already in ``out`` is kept; else it comes from the user cache, built there
     the first time on this machine."""
-    path = out / f"demo-dmlcsr-{num_classes}-{input_size}.pth"
+    path = out / f"demo-dmlcsr-{num_classes}-{size_text(input_size)}.pth"
     if not path.is_file():
         log("demo model: seeded DML-CSR fitted to the example photos (labels mean nothing), from the user cache "
             "or built into it (minutes, once per machine)")

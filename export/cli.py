@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dmlcsr.cli_options import device_option, input_size_option, square_side
+from dmlcsr.cli_options import device_option, input_size_option
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.quantize import CALIBRATION_METHODS, DEFAULT_PERCENTILE
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile
@@ -73,7 +73,7 @@ Runtime runs it slower than FP32 or below verify's bar, so use the INT8 IR there
 @click.option("--batch", default="1:4:8", show_default=True, callback=_batch,
               help="Batch sizes N or MIN:OPT:MAX: the TensorRT profile and Triton's max batch "
                    "(the ONNX batch dim is always dynamic).")
-@input_size_option("Square network input (one number); 473 is what DML-CSR was trained at.")
+@input_size_option("Network input H,W, or one number for a square; 473 is what DML-CSR was trained at.")
 @click.option("--opset", type=click.IntRange(min=17), default=18, show_default=True, help="ONNX opset.")
 @click.option("--engine", "engines", type=click.Choice(ENGINE_PRECISIONS), multiple=True,
               help="Build a TensorRT engine of this precision (repeatable; needs 'dmlcsr[trt]' and a GPU).")
@@ -100,7 +100,7 @@ def export_main(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, in
     from dmlcsr.export.artefacts import ExportOptions, export_checkpoint
 
     options = ExportOptions(ckpt, out, fp16, int8, calib, calib_method, calib_percentile, int8_stem, calib_limit,
-                            batch, square_side(input_size), opset, tuple(engines), workspace_mib, timing_cache, triton,
+                            batch, input_size, opset, tuple(engines), workspace_mib, timing_cache, triton,
                             triton_model, openvino, int8_max_drop)
     try:
         written = export_checkpoint(options, log=click.echo)

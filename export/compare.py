@@ -102,9 +102,9 @@ class ParityReport:
 class ParityAccumulator:
     """Running statistics over batches, so nothing but two confusion matrices is kept."""
 
-    def __init__(self, num_classes: int, input_size: int) -> None:
+    def __init__(self, num_classes: int, input_size: tuple[int, int]) -> None:
         self.num_classes = num_classes
-        self.input_size = (input_size, input_size)
+        self.input_size = input_size
         self.images = 0
         self.max_abs_diff = 0.0
         self.sum_abs_diff = 0.0
@@ -145,7 +145,7 @@ class ParityAccumulator:
 
 
 def compare(pairs: Iterable[tuple[np.ndarray, np.ndarray]], artefact: str, precision: str,
-            label_names: Sequence[str], input_size: int) -> ParityReport:
+            label_names: Sequence[str], input_size: tuple[int, int]) -> ParityReport:
     """A report over (reference logits, candidate logits) batch pairs."""
     accumulator = ParityAccumulator(len(label_names), input_size)
     for reference, candidate in pairs:

@@ -40,13 +40,13 @@ from tqdm import tqdm
 import dmlcsr
 from dmlcsr.cache import CachedFile, cache_dir, cached_file, file_sha256, place, short_hash
 from dmlcsr.checkpoint import load_dml_csr
+from dmlcsr.core.geometry import INPUT_SIZE, size_text
 from dmlcsr.demo_model import EXAMPLE_FACES, FIT_PIXELS, FIT_STEPS
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.artefacts import demo_checkpoint_cached, quiet_exporter_notices
 from dmlcsr.export.compare import ClassAgreement, ParityReport, Thresholds, format_report
 from dmlcsr.export.face_inputs import list_images
 from dmlcsr.export.onnx_export import (
-    DEFAULT_INPUT_SIZE,
     DEFAULT_OPSET,
     check_writable_dir,
     deploy_metadata,
@@ -145,7 +145,7 @@ def photos_fingerprint(photos: Sequence[Path]) -> str:
 def make_checkpoint(out: Path, use_cache: bool = True) -> CachedFile:
     """The demo checkpoint (deploy build, 19 classes, fitted at the size the demo exports
     and verifies at) in ``out``, found in the cache or built into it."""
-    entry = demo_checkpoint_cached(DEMO_CLASSES, DEFAULT_INPUT_SIZE, progress=True, use_cache=use_cache)
+    entry = demo_checkpoint_cached(DEMO_CLASSES, INPUT_SIZE, progress=True, use_cache=use_cache)
     return CachedFile(place(entry.path, out / "demo-checkpoint.pth"), entry.sha256, entry.hit)
 
 
@@ -211,22 +211,22 @@ def main(ckpt: Path | None, out: Path, images: Path, int8: bool, use_cache: bool
             click.echo(f"cache: {cache_dir()} (the demo checkpoint, its ONNX files and parity reports; "
                        "delete it to free the space)")
             start = _step(f"the demo checkpoint (seeded DML-CSR, head fitted to the example photos at "
-                          f"{DEFAULT_INPUT_SIZE} px: {FIT_STEPS} steps of {FIT_PIXELS} sampled pixels, fewer "
+                          f"{size_text(INPUT_SIZE)} px: {FIT_STEPS} steps of {FIT_PIXELS} sampled pixels, fewer "
                           "than before to save time; built once, then cached)")
             entry = make_checkpoint(out, use_cache)
             ckpt, ckpt_sha = entry.path, entry.sha256
             _done(start, f"{_source(entry.hit)} {ckpt}")
         else:
             ckpt_sha = ""  # keys only the cache's files, and a checkpoint of the user's is never cached
-        start = _step(f"exporting {ckpt} to ONNX (FP32, {DEFAULT_INPUT_SIZE} px)")
+        start = _step(f"exporting {ckpt} to ONNX (FP32, {size_text(INPUT_SIZE)} px)")
         code, versions, photo_hash = code_fingerprint(), library_versions(), photos_fingerprint(photos)
-        stem = f"demo-dmlcsr-{dmlcsr.__version__}-{DEFAULT_INPUT_SIZE}px"
+        stem = f"demo-dmlcsr-{dmlcsr.__version__}-{size_text(INPUT_SIZE)}px"
 
         def export(path: Path) -> None:
             model, report = load_dml_csr(ckpt)
             bar = tqdm(desc="   torch.onnx.export", bar_format="{desc}: {elapsed}", leave=False)
             with _ticking(bar):
-                export_onnx(model, path, deploy_metadata(report.num_classes, report.sha256), DEFAULT_INPUT_SIZE)
+                export_onnx(model, path, deploy_metadata(report.num_classes, report.sha256), INPUT_SIZE)
 
         def key(kind: str, suffix: str, *parts: str) -> str | None:
             return f"{stem}-{kind}-{short_hash(kind, *parts, code, versions)}{suffix}" if built_in else None
@@ -244,7 +244,7 @@ def main(ckpt: Path | None, out: Path, images: Path, int8: bool, use_cache: bool
             start = _step(f"INT8 QDQ, calibrated on {len(photos)} photos")
 
             def quantize(path: Path) -> None:
-                inputs = load_calibration_inputs(images, DEFAULT_INPUT_SIZE,
+                inputs = load_calibration_inputs(images, INPUT_SIZE,
                                                  min_images=min(len(photos), MIN_CALIBRATION_IMAGES))
                 bar = tqdm(total=len(inputs), desc="   calibrating", unit="photo", leave=False)
                 with _ticking(bar), contextlib.redirect_stdout(_CalibrationProgress(bar)):

@@ -36,14 +36,13 @@ def list_images(directory: str | os.PathLike, purpose: str = "--images") -> list
     return paths
 
 
-def preprocess_file(path: str | os.PathLike, input_size: int) -> np.ndarray:
-    """One photo -> 3 x S x S float32, the official whole-image crop, BGR, ImageNet mean/std."""
+def preprocess_file(path: str | os.PathLike, input_size: tuple[int, int]) -> np.ndarray:
+    """One photo -> 3 x H x W float32, the official whole-image crop, BGR, ImageNet mean/std."""
     image = read_image(path)
-    size = (input_size, input_size)
-    return preprocess(image, [crop_for(image.shape[:2], None, size)], size)[0]
+    return preprocess(image, [crop_for(image.shape[:2], None, input_size)], input_size)[0]
 
 
-def batches(paths: Sequence[Path], input_size: int, batch_size: int) -> Iterator[np.ndarray]:
-    """Preprocessed N x 3 x S x S float32 batches of ``paths``, in order."""
+def batches(paths: Sequence[Path], input_size: tuple[int, int], batch_size: int) -> Iterator[np.ndarray]:
+    """Preprocessed N x 3 x H x W float32 batches of ``paths``, in order."""
     for start in range(0, len(paths), batch_size):
         yield np.stack([preprocess_file(p, input_size) for p in paths[start:start + batch_size]])

@@ -28,14 +28,13 @@ from dmlcsr.runtime.output_files import atomic_target
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
-DEFAULT_INPUT_SIZE = geometry.INPUT_SIZE[0]  # square exports: the side DML-CSR was trained at
-MIN_INPUT_SIZE = 64
+MIN_INPUT_SIZE = 64  # per side: below this the stride-8 backbone leaves too few pixels to parse
 DEFAULT_OPSET = 18  # TensorRT 10 parses opsets 9-20; 18 is the oldest with every op here in its newest form
 PRECISIONS = ("fp32", "fp16", "int8-qdq")
 
 
 def deploy_metadata(num_classes: int, checkpoint_sha256: str = "", precision: str = "fp32",
-                    input_size: int = DEFAULT_INPUT_SIZE, **extra) -> ModelMetadata:
+                    input_size: tuple[int, int] = geometry.INPUT_SIZE, **extra) -> ModelMetadata:
     """The metadata every artefact of one checkpoint carries (labels, preprocessing, source)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
@@ -43,7 +42,7 @@ def deploy_metadata(num_classes: int, checkpoint_sha256: str = "", precision: st
     return ModelMetadata(
         num_classes=num_classes, label_names=list(labels.names), input_name=INPUT_NAME,
         output_name=OUTPUT_NAME, precision=precision, checkpoint_sha256=checkpoint_sha256,
-        preprocessing=Preprocessing(input_size=(input_size, input_size)),
+        preprocessing=Preprocessing(input_size=(int(input_size[0]), int(input_size[1]))),
         extra={"label_set": labels.name, **extra})
 
 
@@ -89,21 +88,22 @@ def strip_debug_info(model: onnx.ModelProto) -> None:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, meta: ModelMetadata,
-                input_size: int = DEFAULT_INPUT_SIZE, opset: int = DEFAULT_OPSET) -> Path:
-    """Export the deploy-build ``model`` to ``path``: input "input" (float32, batch x 3 x
-    input_size x input_size, dynamic batch), output "logits", ``meta`` inside; checked with
+                input_size: tuple[int, int] = geometry.INPUT_SIZE, opset: int = DEFAULT_OPSET) -> Path:
+    """Export the deploy-build ``model`` to ``path``: input "input" (float32, batch x 3 x H x W
+    for ``input_size`` = (H, W), dynamic batch), output "logits", ``meta`` inside; checked with
     the full ONNX checker (shape inference included). ``meta``'s input size is set to
     ``input_size``: the file must never claim another."""
     if hasattr(model, "edge_layer"):
         raise DmlcsrError("the model carries the training-only edge branch; load it with "
                           "dmlcsr.checkpoint.load_dml_csr(path) (deploy build) before exporting")
-    if input_size < MIN_INPUT_SIZE:
-        raise DmlcsrError(f"--input-size {input_size} is too small for DML-CSR's stride-8 backbone; use 473 "
-                          f"(the official size) or at least {MIN_INPUT_SIZE}")
+    height, width = (int(v) for v in input_size)
+    if min(height, width) < MIN_INPUT_SIZE:
+        raise DmlcsrError(f"--input-size {height},{width} is too small for DML-CSR's stride-8 backbone; use 473 "
+                          f"(the official size) or at least {MIN_INPUT_SIZE} a side")
     path = Path(path)
     check_writable_dir(path.parent)
     model = model.eval()
-    example = torch.zeros(2, 3, input_size, input_size)  # batch 2: keeps torch.export from specialising to 1
+    example = torch.zeros(2, 3, height, width)  # batch 2: keeps torch.export from specialising to 1
     batch = torch.export.Dim(BATCH_DIM, min=1)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
@@ -112,7 +112,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, meta: ModelMetadata,
                                     optimize=True, verbose=False)
     proto = program.model_proto
     strip_debug_info(proto)
-    set_metadata(proto, replace(meta, preprocessing=replace(meta.preprocessing, input_size=(input_size, input_size))))
+    set_metadata(proto, replace(meta, preprocessing=replace(meta.preprocessing, input_size=(height, width))))
     with atomic_target(path) as partial:  # a failed save or check leaves no half-written model
         onnx.save(proto, str(partial))
         onnx.checker.check_model(str(partial), full_check=True)

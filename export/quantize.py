@@ -85,7 +85,7 @@ class FaceCalibrationReader(CalibrationDataReader):
         return {INPUT_NAME: batch}
 
 
-def load_calibration_inputs(directory: str | os.PathLike, input_size: int, limit: int | None = None,
+def load_calibration_inputs(directory: str | os.PathLike, input_size: tuple[int, int], limit: int | None = None,
                             min_images: int = MIN_CALIBRATION_IMAGES) -> list[np.ndarray]:
     """Every image of ``directory`` (at most ``limit``) preprocessed as the runtime does.
 

@@ -55,15 +55,12 @@ class BackendRunner:
         self.precision = "bf16" if backend.inference_precision == "bf16" else backend.metadata.precision
 
     @property
-    def input_size(self) -> int:
+    def input_size(self) -> tuple[int, int]:
         height, width = self.metadata.preprocessing.input_size
-        if height != width:
-            raise DmlcsrError(f"{self.path} expects a {height}x{width} input; dmlcsr-verify handles square inputs "
-                              "only (as dmlcsr-export writes them)")
-        return int(height)
+        return int(height), int(width)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """N x 3 x S x S float32 -> N x C x h x w float32 logits."""
+        """N x 3 x H x W float32 -> N x C x h x w float32 logits."""
         return np.asarray(self.backend.run_single(batch), dtype=np.float32)
 
 

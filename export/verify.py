@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dmlcsr.checkpoint import load_dml_csr
+from dmlcsr.core.geometry import size_text
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.compare import ParityAccumulator, ParityReport
 from dmlcsr.export.face_inputs import batches
@@ -48,13 +49,13 @@ def verify_artefacts(checkpoint: str | os.PathLike, artefacts: Sequence[str | os
             raise DmlcsrError(f"{runner.path} predicts {runner.metadata.num_classes} classes but {checkpoint} "
                               f"{load.num_classes}: it was exported from another checkpoint")
     reference = TorchRunner(model)
-    cache: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    cache: dict[tuple[int, int], tuple[list[np.ndarray], list[np.ndarray]]] = {}
     reports = []
     for runner in runners:
         size = runner.input_size
         if size not in cache:
             inputs = list(batches(images, size, batch_size))
-            logits = [reference(b) for b in tqdm(inputs, desc=f"pytorch {size}px", unit="batch",
+            logits = [reference(b) for b in tqdm(inputs, desc=f"pytorch {size_text(size)}px", unit="batch",
                                                  disable=not progress, leave=False)]
             cache[size] = (inputs, logits)
         inputs, logits = cache[size]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from support.sizes import DEMO_CALIBRATION_SIZE, DEMO_FIT_STEPS
 
+from dmlcsr.core.geometry import INPUT_SIZE
+
 DATA = Path(__file__).resolve().parent / "data"
 
 
@@ -72,21 +74,36 @@ def demo_onnx(demo_training_checkpoint, tmp_path_factory) -> Path:
 
     model, report = load_dml_csr(demo_training_checkpoint)
     path = tmp_path_factory.mktemp("onnx") / "demo-fp32.onnx"
-    return export_onnx(model, path, deploy_metadata(report.num_classes, report.sha256), input_size=473)
+    return export_onnx(model, path, deploy_metadata(report.num_classes, report.sha256), input_size=INPUT_SIZE)
 
 
 @pytest.fixture(scope="session")
-def demo_small_onnx(demo_model, demo_checkpoint, tmp_path_factory) -> Path:
-    """FP32 ONNX of the demo model at the size it was fitted at (DEMO_CALIBRATION_SIZE),
-    exported once for every test that needs it (parity, C++ runtime), stamped with the
-    sha256 of ``demo_checkpoint`` as an export of that file would be."""
-    from dmlcsr.checkpoint import file_sha256
-    from dmlcsr.export.onnx_export import deploy_metadata, export_onnx
+def demo_small_exported(demo_checkpoint, face_paths, tmp_path_factory) -> dict:
+    """dmlcsr-export run once on ``demo_checkpoint`` at the size the model was fitted at
+    (DEMO_CALIBRATION_SIZE): FP32, FP16 and INT8 QDQ ONNX calibrated on the example photos,
+    and a Triton repository. The export, precision, verify and C++ tests all read these
+    files, so the suite exports, converts and calibrates once. Returns the paths by
+    precision, the Triton folder and the command's output."""
+    from click.testing import CliRunner
 
-    size = DEMO_CALIBRATION_SIZE
-    path = tmp_path_factory.mktemp("onnx-small") / "demo-fp32.onnx"
-    meta = deploy_metadata(demo_model.num_classes, file_sha256(demo_checkpoint), input_size=size)
-    return export_onnx(demo_model, path, meta, input_size=size)
+    from dmlcsr.demo_model import EXAMPLE_FACES
+    from dmlcsr.export.cli import export_main
+
+    out = tmp_path_factory.mktemp("exported-small")
+    size = ",".join(str(side) for side in DEMO_CALIBRATION_SIZE)
+    args = ["--ckpt", str(demo_checkpoint), "--out", str(out / "artefacts"), "--input-size", size, "--fp16",
+            "--int8", "--calib", str(EXAMPLE_FACES), "--triton", str(out / "triton"), "--batch", "1:4:8"]
+    result = CliRunner().invoke(export_main, args)
+    assert result.exit_code == 0, result.output
+    return {"output": result.output, "triton": out / "triton",
+            **{p: out / "artefacts" / f"{demo_checkpoint.stem}-{p}.onnx" for p in ("fp32", "fp16", "int8")}}
+
+
+@pytest.fixture(scope="session")
+def demo_small_onnx(demo_small_exported) -> Path:
+    """The FP32 ONNX of ``demo_small_exported``: the demo model at the size it was fitted
+    at, stamped with the sha256 of ``demo_checkpoint``."""
+    return demo_small_exported["fp32"]
 
 
 @pytest.fixture(scope="session")

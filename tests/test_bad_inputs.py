@@ -33,7 +33,7 @@ from dmlcsr.runtime.images import read_image
 
 pytest.importorskip("onnx")
 
-SIZE = 97
+SIZE = (97, 97)
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +375,7 @@ def _with_metadata(toy: Path, folder: Path, text: str) -> Path:
 
 
 GOOD_METADATA = {"num_classes": 19, "label_names": [f"c{i}" for i in range(19)],
-                 "preprocessing": {"input_size": [SIZE, SIZE]}}
+                 "preprocessing": {"input_size": list(SIZE)}}
 METADATA_CASES = [
     ("list", "[1, 2]", "must be a JSON object, found a list"),
     ("string", '"dmlcsr"', "must be a JSON object, found 'dmlcsr' (string)"),
@@ -386,7 +386,7 @@ METADATA_CASES = [
     ("300-classes", json.dumps({**GOOD_METADATA, "num_classes": 300}), "num_classes must be an integer in 2..256"),
     ("0-classes", json.dumps({**GOOD_METADATA, "num_classes": 0}), "num_classes must be an integer in 2..256"),
     ("names-short", json.dumps({**GOOD_METADATA, "label_names": ["a"]}), "label_names must be exactly 19 strings"),
-    ("std-zero", json.dumps({**GOOD_METADATA, "preprocessing": {"input_size": [SIZE, SIZE], "std": [0, 0, 0]}}),
+    ("std-zero", json.dumps({**GOOD_METADATA, "preprocessing": {"input_size": list(SIZE), "std": [0, 0, 0]}}),
      "preprocessing.std"),
 ]
 

@@ -38,7 +38,8 @@ def test_tiny_run_writes_valid_json_and_png(tiny_run):
     assert sorted(p.name for p in out.iterdir()) == [path.name, path.with_suffix(".png").name]
     assert f"wrote {path} and {path.with_suffix('.png')}" in result.output
     data = json.loads(path.read_text())
-    assert data["settings"]["input_size"] == 64 and data["tool"] == "dmlcsr-bench" and data["section"] == "latency"
+    assert data["settings"]["input_size"] == [64, 64]
+    assert data["tool"] == "dmlcsr-bench" and data["section"] == "latency"
     assert data["environment"]["cpu"]["model"] and data["environment"]["libraries"]["torch"]
     assert len(data["environment"]["load_average_end"]) == 3
     assert set(data["models"]) == {"DML-CSR", "EAGRNet"}
@@ -77,7 +78,7 @@ def test_cli_lists_backends_and_rejects_unknown_ones(tmp_path):
     bad = runner.invoke(main, ["--backends", "torch-tpu", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "error: unknown backend(s) torch-tpu" in bad.output
     small = runner.invoke(main, ["latency", "--input-size", "32", "--out", str(tmp_path)])
-    assert small.exit_code == 2 and "error: --input-size 32 is too small" in small.output
+    assert small.exit_code == 2 and "error: --input-size 32,32 is too small" in small.output
     assert not list(tmp_path.iterdir())
 
 
@@ -112,7 +113,7 @@ def test_cpu_engines_twice_in_one_work_folder_give_the_summary_both_times(tmp_pa
     import torch
 
     pytest.importorskip("openvino")
-    settings = BenchSettings(input_size=97, num_classes=19, targets=CPU_ENGINES, batch_sizes=(1,),
+    settings = BenchSettings(input_size=(97, 97), num_classes=19, targets=CPU_ENGINES, batch_sizes=(1,),
                              schedule=Schedule(warmup=0, iterations=1), modules=False, end_to_end=False,
                              work_dir=tmp_path / "work")
     settings.work_dir.mkdir()

@@ -79,6 +79,24 @@ def test_face_box_crop_equals_the_python_runtime(cpp_parse, demo_small_onnx, fac
     assert (cv2.imread(str(out), cv2.IMREAD_UNCHANGED) == expected).mean() >= MIN_AGREEMENT
 
 
+def test_a_non_square_model_equals_the_python_runtime(cpp_parse, face_paths, tmp_path):
+    """The C++ reads (H, W) from the metadata as Python does: a 97 x 129 model, whole photo
+    and a face box, the same label maps (the toy's near-ties may round apart, see below)."""
+    from dmlcsr.runtime import FaceParser
+
+    model = toy_parsing_onnx(tmp_path / "wide.onnx", input_size=(97, 129))
+    python = FaceParser(model, device="cpu", engine="openvino")
+    photo = next(p for p in face_paths if p.name == "t1.jpg")
+    for name, box in (("whole", None), ("box", (560.0, 250.0, 150.0, 190.0))):
+        out = tmp_path / f"{name}.png"
+        extra = ("--box", ",".join(map(str, box))) if box else ()
+        result = run(cpp_parse, model, photo, out, *extra)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        cpp = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        expected = python.parse(photo, face_box=box)
+        assert cpp.shape == expected.shape and (cpp == expected).mean() >= 0.99
+
+
 # ---- bad inputs: one line each ---------------------------------------------------------------
 
 def labels(num_classes: int = 19) -> list[str]:

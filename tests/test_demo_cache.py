@@ -144,9 +144,9 @@ def fake_demo_model(monkeypatch):
 
     calls = []
 
-    def make(num_classes=19, seed=0, input_size=321, progress=False, **_):
+    def make(num_classes=19, seed=0, input_size=(473, 473), progress=False, **_):
         calls.append((num_classes, input_size))
-        torch.manual_seed(seed + input_size)
+        torch.manual_seed(seed + sum(input_size))
         return Tiny(num_classes)
 
     monkeypatch.setattr(demo_model, "make_demo_model", make)
@@ -158,13 +158,14 @@ def test_demo_checkpoint_key_follows_size_classes_version_and_recipe(isolated, f
     from dmlcsr.demo_model import recipe_fingerprint
     from dmlcsr.export.artefacts import demo_checkpoint_cached
 
-    base = demo_checkpoint_cached(19, 473)
-    assert base.path.parent == isolated and not base.hit and fake_demo_model == [(19, 473)]
-    again = demo_checkpoint_cached(19, 473)
+    base = demo_checkpoint_cached(19, (473, 473))
+    assert base.path.parent == isolated and not base.hit and fake_demo_model == [(19, (473, 473))]
+    again = demo_checkpoint_cached(19, (473, 473))
     assert again.hit and again.path == base.path and len(fake_demo_model) == 1  # not rebuilt
-    names = {base.path.name, demo_checkpoint_cached(19, 225).path.name, demo_checkpoint_cached(11, 473).path.name}
+    names = {base.path.name, demo_checkpoint_cached(19, (225, 225)).path.name,
+             demo_checkpoint_cached(11, (473, 473)).path.name}
     monkeypatch.setattr(dmlcsr, "__version__", dmlcsr.__version__ + ".post1")
-    names.add(demo_checkpoint_cached(19, 473).path.name)
+    names.add(demo_checkpoint_cached(19, (473, 473)).path.name)
     assert len(names) == 4 and len(fake_demo_model) == 4
     assert torch.load(base.path)["conv.weight"].shape[0] == 19
     assert recipe_fingerprint(face_paths[:2]) != recipe_fingerprint() == recipe_fingerprint(face_paths)
@@ -176,14 +177,14 @@ def test_bench_checkpoint_in_its_folder_is_kept_else_taken_from_the_cache(isolat
     messages: list[str] = []
     work = tmp_path / "work"
     work.mkdir()
-    path = make_demo_checkpoint(work, 64, messages.append)
+    path = make_demo_checkpoint(work, (64, 64), messages.append)
     assert path.is_file() and len(fake_demo_model) == 1 and messages
     other = tmp_path / "other"
     other.mkdir()
-    assert make_demo_checkpoint(other, 64, messages.append).read_bytes() == path.read_bytes()
+    assert make_demo_checkpoint(other, (64, 64), messages.append).read_bytes() == path.read_bytes()
     assert len(fake_demo_model) == 1  # the second folder got the cached file
     path.write_bytes(b"the bench's own")
-    assert make_demo_checkpoint(work, 64, messages.append).read_bytes() == b"the bench's own"
+    assert make_demo_checkpoint(work, (64, 64), messages.append).read_bytes() == b"the bench's own"
 
 
 def test_exporter_torchvision_notices_are_dropped_at_their_logger_only():
@@ -217,7 +218,7 @@ def test_cached_parity_reports_read_back_as_written():
     from dmlcsr.export.demo import _reports_from_json
 
     rng = np.random.default_rng()
-    accumulator = ParityAccumulator(5, 32)
+    accumulator = ParityAccumulator(5, (32, 32))
     reference = rng.normal(size=(2, 5, 8, 8)).astype(np.float32)
     accumulator.update(reference, reference + rng.normal(scale=0.3, size=reference.shape).astype(np.float32))
     report = accumulator.report("x.onnx", "int8-qdq", [f"c{i}" for i in range(5)])

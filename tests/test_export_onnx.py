@@ -55,16 +55,39 @@ def test_metadata_round_trips(demo_onnx, demo_training_checkpoint):
 
 def test_model_with_edge_branch_is_refused(tmp_path):
     with pytest.raises(DmlcsrError, match="edge branch"):
-        export_onnx(DML_CSR(11, trained=True), tmp_path / "x.onnx", deploy_metadata(11), input_size=65)
+        export_onnx(DML_CSR(11, trained=True), tmp_path / "x.onnx", deploy_metadata(11), input_size=(65, 65))
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(DmlcsrError, match="output directory"):
-        export_onnx(DML_CSR(11, trained=False), blocker / "sub" / "x.onnx", deploy_metadata(11), input_size=65)
+        export_onnx(DML_CSR(11, trained=False), blocker / "sub" / "x.onnx", deploy_metadata(11), input_size=(65, 65))
 
 
 def test_too_small_input_is_refused(tmp_path):
     with pytest.raises(DmlcsrError, match="input-size"):
-        export_onnx(DML_CSR(11, trained=False), tmp_path / "x.onnx", deploy_metadata(11), input_size=16)
+        export_onnx(DML_CSR(11, trained=False), tmp_path / "x.onnx", deploy_metadata(11), input_size=(473, 16))
+
+
+@pytest.mark.slow
+def test_a_non_square_export_keeps_height_and_width(tmp_path, face_paths):
+    """(H, W) reaches the graph, the metadata and the runtime: a 97 x 129 export runs a real
+    photo through ONNX Runtime as PyTorch does (seeded weights: logits compared, not labels)."""
+    import numpy as np
+
+    from dmlcsr.export.face_inputs import preprocess_file
+
+    size = (97, 129)
+    torch.manual_seed(0)
+    model = DML_CSR(11, trained=False).eval()
+    path = export_onnx(model, tmp_path / "wide.onnx", deploy_metadata(11), input_size=size)
+    assert read_metadata(path).preprocessing.input_size == size
+    (inp,) = onnx.load(str(path)).graph.input
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim][1:] == [3, *size]
+    batch = preprocess_file(face_paths[0], size)[None]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(batch)).numpy()
+    got = open_backend(path, "cpu", engine="onnxruntime").run_single(batch)
+    assert expected.shape == got.shape == (1, 11, 25, 33)
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, float(np.abs(expected).max()))

@@ -28,8 +28,8 @@ pytest.importorskip("nncf")
 @pytest.fixture(scope="module")
 def exported(demo_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("openvino")
-    args = ["--ckpt", str(demo_checkpoint), "--out", str(out), "--input-size", str(SIZE), "--openvino", "--int8",
-            "--calib", str(EXAMPLE_FACES), "--verify"]
+    args = ["--ckpt", str(demo_checkpoint), "--out", str(out), "--input-size", f"{SIZE[0]},{SIZE[1]}", "--openvino",
+            "--int8", "--calib", str(EXAMPLE_FACES), "--verify"]
     result = CliRunner().invoke(export_main, args)
     print(result.output)
     stem = demo_checkpoint.stem
@@ -89,7 +89,7 @@ def test_int8_ir_keeps_the_stem_float_and_the_rest_int8(exported):
     assert all(c.input_value(0).get_node().get_type_name() != "FakeQuantize" for c in stem)
     assert len(rest) > 100 and all(_weight_type(c) == "i8" for c in rest)
     meta = FaceParser(exported["int8"]).metadata
-    assert meta.precision == "int8-nncf" and meta.preprocessing.input_size == (SIZE, SIZE)
+    assert meta.precision == "int8-nncf" and meta.preprocessing.input_size == SIZE
     assert meta.extra["calibration"]["images"] == 7 and meta.extra["calibration"]["quantize_stem"] is False
 
 
@@ -136,15 +136,15 @@ def test_accuracy_control_reaches_the_asked_agreement(demo_model, face_paths, tm
     from dmlcsr.export.quantize import load_calibration_inputs
     from dmlcsr.runtime.backends import open_backend
 
-    size = 129
+    size = (129, 129)
     fp32_onnx = export_onnx(demo_model, tmp_path / "fp32.onnx", deploy_metadata(19, input_size=size), size)
     inputs = load_calibration_inputs(EXAMPLE_FACES, size)
     fp32 = open_backend(write_fp32_ir(fp32_onnx, tmp_path / "fp32.xml"))
     batch = np.stack([preprocess_file(path, size) for path in face_paths])
-    wanted = labels_from_logits(fp32.run_single(batch), (size, size))
+    wanted = labels_from_logits(fp32.run_single(batch), size)
 
     def agreement(xml) -> float:
-        labels = labels_from_logits(open_backend(xml).run_single(batch), (size, size))
+        labels = labels_from_logits(open_backend(xml).run_single(batch), size)
         return float(np.mean([(got == want).mean() for got, want in zip(labels, wanted, strict=True)]))
 
     plain = agreement(write_int8_ir(fp32_onnx, tmp_path / "plain.xml", inputs, log=print))

@@ -1,5 +1,6 @@
-"""dmlcsr-export end to end at a small input size (129 px, to keep CI fast): FP32, FP16 and
-INT8 QDQ ONNX plus a Triton repository in one run, then each artefact checked."""
+"""dmlcsr-export end to end at the demo model's small size (225 px, to keep CI fast): FP32,
+FP16 and INT8 QDQ ONNX plus a Triton repository in one run (the session's
+``demo_small_exported``, which the parity tests judge too), then each artefact checked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from onnx import numpy_helper
+from support.sizes import DEMO_CALIBRATION_SIZE as SIZE
 
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.cli import export_main
@@ -22,27 +24,12 @@ from dmlcsr.export.triton import parse_config
 from dmlcsr.export.verify import verify_artefacts
 from dmlcsr.runtime.backends import open_backend
 
-SIZE = 129  # -> 33 x 33 logits
+LOGITS = [-(-side // 4) for side in SIZE]  # 57 x 57 at 225
 
 
 @pytest.fixture(scope="module")
-def calib_dir(face_paths, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calib")
-    for path in face_paths[:4]:
-        shutil.copy(path, folder / path.name)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def exported(demo_training_checkpoint, calib_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exported")
-    args = ["--ckpt", str(demo_training_checkpoint), "--out", str(out / "artefacts"), "--input-size", str(SIZE),
-            "--fp16", "--int8", "--calib", str(calib_dir), "--triton", str(out / "triton"), "--batch", "1:4:8"]
-    result = CliRunner().invoke(export_main, args)
-    assert result.exit_code == 0, result.output
-    stem = demo_training_checkpoint.stem
-    return {"output": result.output, "triton": out / "triton",
-            **{p: out / "artefacts" / f"{stem}-{p}.onnx" for p in ("fp32", "fp16", "int8")}}
+def exported(demo_small_exported):
+    return demo_small_exported
 
 
 def _run(path, images):
@@ -51,7 +38,7 @@ def _run(path, images):
 
 @pytest.fixture(scope="module")
 def images(face_paths):
-    return np.stack([preprocess_file(p, SIZE) for p in face_paths[4:6]])  # not the calibration photos
+    return np.stack([preprocess_file(p, SIZE) for p in face_paths[4:6]])
 
 
 def test_every_artefact_is_written_and_listed(exported):
@@ -70,9 +57,9 @@ def test_fp16_is_half_inside_float_outside(exported, images):
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     meta, base = read_metadata(model), read_metadata(exported["fp32"])
     assert meta.precision == "fp16" and meta.label_names == base.label_names
-    assert meta.preprocessing.input_size == (SIZE, SIZE)
+    assert meta.preprocessing.input_size == SIZE
     half, full = _run(exported["fp16"], images), _run(exported["fp32"], images)
-    assert half.dtype == np.float32 and half.shape == full.shape == (2, 19, 33, 33)
+    assert half.dtype == np.float32 and half.shape == full.shape == (2, 19, *LOGITS)
     assert 0 < np.abs(half - full).max() < 0.05 * np.abs(full).max()
 
 
@@ -111,7 +98,7 @@ def test_int8_is_symmetric_per_channel_qdq_for_tensorrt(exported):
     assert biases and all(b in inits and inits[b].dtype == np.float32 for b in biases)  # float, for TensorRT
     meta = read_metadata(model)
     assert meta.precision == "int8-qdq"
-    assert meta.extra["calibration"] == {"method": "percentile", "percentile": 99.99, "images": 4,
+    assert meta.extra["calibration"] == {"method": "percentile", "percentile": 99.99, "images": 7,
                                          "quantized_ops": ["Conv", "MatMul"], "quantized_tensors": "inputs",
                                          "stem": "float", "float_outputs_of": ["Concat", "Softmax"]}
     # no Q/DQ after Concat or Softmax: OpenVINO miscomputes both patterns in int8
@@ -119,9 +106,9 @@ def test_int8_is_symmetric_per_channel_qdq_for_tensorrt(exported):
                 and producers[n.input[0]].op_type in ("Concat", "Softmax")]
 
 
-def test_int8_agreement_is_reported_for_cpu_kernels_and_for_the_qdq_math(exported, demo_training_checkpoint,
-                                                                          face_paths, images):
-    kernels, math = verify_artefacts(demo_training_checkpoint, [exported["int8"]], face_paths[4:6], device="cpu")
+def test_int8_agreement_is_reported_for_cpu_kernels_and_for_the_qdq_math(exported, demo_checkpoint, face_paths,
+                                                                          images):
+    kernels, math = verify_artefacts(demo_checkpoint, [exported["int8"]], face_paths[4:6], device="cpu")
     print("\n" + format_report(kernels) + "\n" + format_report(math))
     assert kernels.precision == math.precision == "int8-qdq" and kernels.images == math.images == 2
     assert "unfused QDQ arithmetic" in math.artefact and "unfused" not in kernels.artefact
@@ -139,7 +126,7 @@ def test_triton_repository_parses_and_matches_the_model(exported):
     assert config.name == "dmlcsr" and config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 8 and list(config.dynamic_batching.preferred_batch_size) == [4, 8]
     (inp,), (out,) = config.input, config.output
-    assert (inp.name, list(inp.dims), out.name, list(out.dims)) == ("input", [3, SIZE, SIZE], "logits", [19, 33, 33])
+    assert (inp.name, list(inp.dims), out.name, list(out.dims)) == ("input", [3, *SIZE], "logits", [19, *LOGITS])
     assert inp.data_type == out.data_type == 11  # TYPE_FP32: the FP16 model keeps float32 I/O
     served = model_dir / "1" / "model.onnx"
     assert served.read_bytes() == exported["fp16"].read_bytes()  # auto: FP16 when no engine was built
@@ -186,7 +173,7 @@ def test_cli_bad_inputs_fail_fast_with_one_line(case, demo_training_checkpoint, 
         out, expected = str(blocker / "sub"), "output directory"
     else:
         extra, expected = ["--engine", "fp16"], "pip install 'dmlcsr[trt]'"
-    result = CliRunner().invoke(export_main, ["--ckpt", ckpt, "--out", out, "--input-size", str(SIZE), *extra])
+    result = CliRunner().invoke(export_main, ["--ckpt", ckpt, "--out", out, "--input-size", "225", *extra])
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0]

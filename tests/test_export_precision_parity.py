@@ -8,22 +8,16 @@ and 99.1 % of the upsampled labels (measured), right at verify's 99 %; the bound
 from __future__ import annotations
 
 import pytest
-from support.sizes import DEMO_CALIBRATION_SIZE as SIZE
 
-from dmlcsr.demo_model import EXAMPLE_FACES
 from dmlcsr.export.compare import THRESHOLDS, format_report
-from dmlcsr.export.fp16 import convert_fp16
-from dmlcsr.export.quantize import load_calibration_inputs, quantize_int8
 from dmlcsr.export.verify import verify_artefacts
 
 
 @pytest.fixture(scope="module")
-def reports(demo_small_onnx, demo_checkpoint, face_paths, tmp_path_factory):
-    out = tmp_path_factory.mktemp("precision")
-    fp32 = demo_small_onnx
-    fp16 = convert_fp16(fp32, out / "fp16.onnx")
-    int8 = quantize_int8(fp32, out / "int8.onnx", load_calibration_inputs(EXAMPLE_FACES, SIZE))
-    found = verify_artefacts(demo_checkpoint, [fp32, fp16, int8], face_paths, device="cpu")
+def reports(demo_small_exported, demo_checkpoint, face_paths):
+    """dmlcsr-export's FP32, FP16 and INT8 QDQ files (calibrated on the 7 example photos)."""
+    artefacts = [demo_small_exported[p] for p in ("fp32", "fp16", "int8")]
+    found = verify_artefacts(demo_checkpoint, artefacts, face_paths, device="cpu")
     print("\n" + "\n".join(format_report(r) for r in found))
     return {"fp32": found[0], "fp16": found[1], "int8 kernels": found[2], "int8": found[3]}
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from dmlcsr.core.geometry import INPUT_SIZE
 from dmlcsr.errors import DmlcsrError
 from dmlcsr.export.onnx_export import deploy_metadata
 from dmlcsr.export.tensorrt_build import BatchProfile, build_plan, sidecar_path, write_sidecar
@@ -92,7 +93,7 @@ def test_engine_builds_runs_and_matches_onnx(precision, demo_onnx, face_paths, t
     assert (tmp_path / "timing.cache").stat().st_size > 0
     _meta, build = read_sidecar(engine)
     assert build["precision"] == precision and build["profile"] == {"min": 1, "opt": 2, "max": 4}
-    batch = np.stack([preprocess_file(p, 473) for p in face_paths[:3]])
+    batch = np.stack([preprocess_file(p, INPUT_SIZE) for p in face_paths[:3]])
     reference = open_backend(demo_onnx, "cpu", engine="onnxruntime").run_single(batch)
     logits = open_backend(engine, "cuda", engine="tensorrt").run_single(batch)
     if precision == "fp32":  # TF32 is switched off for fp32 engines: only accumulation order differs

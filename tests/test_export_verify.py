@@ -25,7 +25,7 @@ def _logits(seed: int, classes: int = 3, size: int = 8) -> np.ndarray:
 
 def test_identical_logits_agree_fully():
     logits = _logits(0)
-    acc = ParityAccumulator(3, 29)
+    acc = ParityAccumulator(3, (29, 29))
     acc.update(logits, logits.copy())
     report = acc.report("same", "fp32", ["a", "b", "c"])
     assert report.max_abs_diff == 0 and report.agreement_logits == 1 and report.agreement_labels == 1
@@ -40,7 +40,7 @@ def test_flipped_pixels_are_counted_at_both_resolutions_and_per_class():
     where = np.argwhere(ref_labels != 2)[:5]
     for n, y, x in where:
         candidate[n, 2, y, x] = reference[n, :, y, x].max() + 5.0
-    acc = ParityAccumulator(3, 29)
+    acc = ParityAccumulator(3, (29, 29))
     acc.update(reference, candidate)
     report = acc.report("flip", "int8-qdq", ["a", "b", "c"])
     assert report.agreement_logits == pytest.approx(1 - 5 / ref_labels.size)
@@ -61,7 +61,7 @@ def test_flipped_pixels_are_counted_at_both_resolutions_and_per_class():
 def test_thresholds_decide_pass_and_fail():
     reference = _logits(2)
     noisy = reference + np.float32(1e-3)  # no label changes, but far over the FP32 logit bound
-    acc = ParityAccumulator(3, 29)
+    acc = ParityAccumulator(3, (29, 29))
     acc.update(reference, noisy)
     fp32 = acc.report("x", "fp32", ["a", "b", "c"])
     int8 = acc.report("x", "int8-qdq", ["a", "b", "c"])
@@ -73,7 +73,7 @@ def test_nan_output_fails():
     reference = _logits(3)
     broken = reference.copy()
     broken[0, 0, 0, 0] = np.nan
-    acc = ParityAccumulator(3, 29)
+    acc = ParityAccumulator(3, (29, 29))
     acc.update(reference, broken)
     assert not acc.report("nan", "fp16", ["a", "b", "c"]).passed
 

@@ -41,7 +41,7 @@ def test_forward_shape_and_size_at_473():
         assert model(torch.randn(1, 3, 473, 473)).shape == (1, 19, 119, 119)
     # figures measured on the official code with the real inplace_abn (../shared/reference)
     assert count_parameters(model) == 68_060_213
-    assert count_flops(model, 473) == pytest.approx(505.7e9, rel=1e-3)
+    assert count_flops(model, (473, 473)) == pytest.approx(505.7e9, rel=1e-3)
 
 
 def test_training_build_in_eval_equals_deploy_build():

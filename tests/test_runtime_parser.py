@@ -191,6 +191,23 @@ def test_infer_crops_runs_all_crops_as_one_batch(toy_parser, faces):
     assert toy_parser.crop_for(image, boxes[0]).center.tolist() == crops[0].center.tolist()
 
 
+def test_a_non_square_input_runs_at_its_own_height_and_width(toy_dir, faces):
+    """Input sizes are (H, W) throughout: a 97 x 129 model gets 97 x 129 crops widened to its
+    aspect, its 25 x 33 logits go back to the photo's own size, and nothing assumes a square."""
+    size = (97, 129)
+    wide = FaceParser(toy_parsing_onnx(toy_dir / "wide.onnx", input_size=size), device="cpu")
+    assert wide.input_size == size
+    image = faces["t1.jpg"]
+    for box in (None, (560, 250, 150, 190)):
+        crop = wide.crop_for(image, box)
+        assert crop.scale[0] / crop.scale[1] == pytest.approx(129 / 97, rel=1e-6)
+        logits = wide.parse(image, face_box=box, output="logits")
+        assert logits.shape == (19, 25, 33)
+        labels = wide.parse(image, face_box=box)
+        assert labels.shape == image.shape[:2] and len(np.unique(labels)) > 1
+        assert np.array_equal(labels, labels_at_image(logits, crop, image.shape[:2], size))
+
+
 def test_one_parser_shared_by_many_threads(toy_parser, faces):
     """Real concurrency: ONNX Runtime releases the GIL while it runs, so calls overlap."""
     jobs = [(image, box) for image in faces.values() for box in (None, (20, 20, 80, 90))]

@@ -16,10 +16,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-INPUT_SIZE = (473, 473)  # (height, width)
+INPUT_SIZE = (473, 473)  # (height, width): the one input size constant; sizes are tuples everywhere
 MEAN = (0.485, 0.456, 0.406)  # ImageNet's RGB values, applied to B, G, R as officially
 STD = (0.229, 0.224, 0.225)
 CHANNEL_ORDER = "BGR"
+
+
+def size_text(size: tuple[int, int]) -> str:
+    """'473' for a square input, '512x448' (H x W) otherwise: file names and messages keep
+    the short square form artefacts and caches were always named with."""
+    height, width = (int(v) for v in size)
+    return str(height) if height == width else f"{height}x{width}"
 
 
 @dataclass(frozen=True)
