@@ -186,11 +186,9 @@ def latency(quick: bool, backends: str | None, batch_sizes: str | None, input_si
 
     def measure() -> dict:
         from dmlcsr.benchmarks.run import BenchSettings, run_bench
-        from dmlcsr.export.onnx_export import MIN_INPUT_SIZE
+        from dmlcsr.export.onnx_export import check_input_size
 
-        if min(input_size) < MIN_INPUT_SIZE:
-            raise DmlcsrError(f"--input-size {input_size[0]},{input_size[1]} is too small for the stride-8 backbones; "
-                              f"use 473 (the paper's) or at least {MIN_INPUT_SIZE} a side")
+        check_input_size(input_size)  # both networks are exported at it: refuse before building them
         settings = BenchSettings(
             input_size=input_size, num_classes=num_classes,
             targets=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,

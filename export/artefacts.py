@@ -19,7 +19,13 @@ from dmlcsr.cache import CachedFile, cached_file, place
 from dmlcsr.checkpoint import load_dml_csr
 from dmlcsr.core.geometry import INPUT_SIZE, size_text
 from dmlcsr.errors import DmlcsrError
-from dmlcsr.export.onnx_export import DEFAULT_OPSET, check_writable_dir, deploy_metadata, export_onnx
+from dmlcsr.export.onnx_export import (
+    DEFAULT_OPSET,
+    check_input_size,
+    check_writable_dir,
+    deploy_metadata,
+    export_onnx,
+)
 from dmlcsr.export.quantize import DEFAULT_PERCENTILE, load_calibration_inputs
 from dmlcsr.export.tensorrt_build import ENGINE_PRECISIONS, BatchProfile, import_tensorrt
 
@@ -83,6 +89,7 @@ class Artefact:
 
 
 def _check_options(options: ExportOptions) -> None:
+    check_input_size(options.input_size)
     if options.int8 and options.calib is None:
         raise DmlcsrError("--int8 needs --calib DIR: a folder of face photos to calibrate on (e.g. "
                           "dmlcsr/data/faces for a try-out; a few hundred real photos for production)")

@@ -46,6 +46,16 @@ def deploy_metadata(num_classes: int, checkpoint_sha256: str = "", precision: st
         extra={"label_set": labels.name, **extra})
 
 
+def check_input_size(input_size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) as ints, or a one-line error before any export or timing work: DML-CSR's
+    stride-8 backbone leaves too few pixels below MIN_INPUT_SIZE a side."""
+    height, width = (int(v) for v in input_size)
+    if min(height, width) < MIN_INPUT_SIZE:
+        raise DmlcsrError(f"--input-size {height},{width} is too small for DML-CSR's stride-8 backbone; use 473 "
+                          f"(the official size) or at least {MIN_INPUT_SIZE} a side")
+    return height, width
+
+
 def set_metadata(model: onnx.ModelProto, meta: ModelMetadata) -> None:
     """Store ``meta`` as JSON in the model's metadata_props under METADATA_KEY (replacing any)."""
     kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
@@ -96,10 +106,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, meta: ModelMetadata,
     if hasattr(model, "edge_layer"):
         raise DmlcsrError("the model carries the training-only edge branch; load it with "
                           "dmlcsr.checkpoint.load_dml_csr(path) (deploy build) before exporting")
-    height, width = (int(v) for v in input_size)
-    if min(height, width) < MIN_INPUT_SIZE:
-        raise DmlcsrError(f"--input-size {height},{width} is too small for DML-CSR's stride-8 backbone; use 473 "
-                          f"(the official size) or at least {MIN_INPUT_SIZE} a side")
+    height, width = check_input_size(input_size)
     path = Path(path)
     check_writable_dir(path.parent)
     model = model.eval()

@@ -154,7 +154,7 @@ def test_calibration_folders_that_cannot_calibrate(case, face_paths, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["int8 without calib", "empty calib", "missing checkpoint", "unwritable out",
-                                  "engine without tensorrt"])
+                                  "engine without tensorrt", "input too narrow"])
 def test_cli_bad_inputs_fail_fast_with_one_line(case, demo_training_checkpoint, tmp_path):
     if case == "engine without tensorrt":
         _skip_if_tensorrt()
@@ -171,6 +171,8 @@ def test_cli_bad_inputs_fail_fast_with_one_line(case, demo_training_checkpoint, 
         ckpt, expected = str(tmp_path / "nope.pth"), "checkpoint not found"
     elif case == "unwritable out":
         out, expected = str(blocker / "sub"), "output directory"
+    elif case == "input too narrow":  # H,W parses (each side >= 17) but cannot be exported
+        extra, expected = ["--input-size", "473,32"], "--input-size 473,32 is too small"
     else:
         extra, expected = ["--engine", "fp16"], "pip install 'dmlcsr[trt]'"
     result = CliRunner().invoke(export_main, ["--ckpt", ckpt, "--out", out, "--input-size", "225", *extra])
